@@ -1,0 +1,24 @@
+"""Host-side data layer: read, preprocess, split and cache interaction datasets (numpy only)."""
+
+from jgnas.data.config import KNOWN_DATASETS, DataConfig, data_dir
+from jgnas.data.fetching import fetch
+from jgnas.data.pipeline import info, load
+from jgnas.data.splits import split_cold_item, split_loo, split_ratio
+from jgnas.data.synthetic import synthetic
+from jgnas.data.types import DataError, Dataset, Interactions
+
+__all__ = [
+    "KNOWN_DATASETS",
+    "DataConfig",
+    "DataError",
+    "Dataset",
+    "Interactions",
+    "data_dir",
+    "fetch",
+    "info",
+    "load",
+    "split_cold_item",
+    "split_loo",
+    "split_ratio",
+    "synthetic",
+]
