@@ -1,0 +1,141 @@
+"""Jittable BPR triple sampler (Rendle et al., UAI 2009), LightGCN-style: uniform over interactions.
+
+A triple (u, i, j) takes a training interaction (u, i) uniformly at random and a negative item j
+uniformly at random, either over all items or, with `reject_positives=True`, over the items that
+are *not* positives of u.
+
+Negatives without positives are drawn exactly, with one draw and no rejection rounds: draw
+r ~ U[0, n_items - deg(u)) and return the r-th non-positive item of u. With u's positives sorted,
+p_0 < p_1 < ..., the number of non-positives below p_k is p_k - k (non-decreasing in k), so the
+r-th non-positive is r + #{k : p_k - k <= r}, one binary search in u's CSR row. This equals
+rejection sampling with unbounded rounds, so no positive can ever slip through (bounded
+rejection leaves a positive with probability density^(rounds+1)). The CSR row keeps ids as
+(user, item) pairs, so unlike u * n_items + i keys it does not overflow int32 on large graphs.
+A user whose every item is a positive has no negative; it then gets a uniform item.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from jgnas.data.types import DataError, Interactions
+
+
+@struct.dataclass
+class SamplerData:
+    """Training interactions in CSR form (rows = users, items sorted within a row).
+
+    users, items: int32 [n_train] the deduplicated interactions, sorted by (user, item).
+    indptr: int32 [n_users + 1] row offsets into `items`.
+    n_items, search_steps: static; search_steps = ceil(log2(max_degree + 1)) binary-search steps.
+    reject_positives: static; whether negatives avoid the user's positives.
+    """
+
+    users: jax.Array
+    items: jax.Array
+    indptr: jax.Array
+    n_items: int = struct.field(pytree_node=False)
+    search_steps: int = struct.field(pytree_node=False)
+    reject_positives: bool = struct.field(pytree_node=False)
+
+    @property
+    def n_train(self) -> int:
+        return int(self.users.shape[0])
+
+
+def make_sampler_data(
+    train: Interactions, n_users: int, n_items: int, reject_positives: bool = True
+) -> SamplerData:
+    """Builds the sampler's arrays (host side). Duplicate (user, item) pairs are collapsed.
+
+    Args:
+      train: training interactions with dense ids.
+      n_users, n_items: id ranges.
+      reject_positives: draw negatives among each user's non-positive items only.
+
+    Returns:
+      A `SamplerData` pytree; pass it to `sample_bpr` / `epoch_batches` as a jit argument.
+    """
+    users = np.asarray(train.users, np.int64)
+    items = np.asarray(train.items, np.int64)
+    if users.size == 0:
+        raise DataError("train: no interactions to sample from")
+    if users.min() < 0 or users.max() >= n_users:
+        raise DataError(f"train: user id out of range [0, {n_users})")
+    if items.min() < 0 or items.max() >= n_items:
+        raise DataError(f"train: item id out of range [0, {n_items})")
+    keys = np.unique(users * n_items + items)  # sorted by (user, item)
+    users, items = (keys // n_items).astype(np.int32), (keys % n_items).astype(np.int32)
+    degree = np.bincount(users, minlength=n_users)
+    indptr = np.concatenate([[0], np.cumsum(degree)]).astype(np.int32)
+    return SamplerData(
+        users=jnp.asarray(users),
+        items=jnp.asarray(items),
+        indptr=jnp.asarray(indptr),
+        n_items=int(n_items),
+        search_steps=int(np.ceil(np.log2(degree.max() + 1))),
+        reject_positives=bool(reject_positives),
+    )
+
+
+def _nth_negative(data: SamplerData, users: jax.Array, r: jax.Array) -> jax.Array:
+    """The r-th (0-based) item that is not a positive of each user. users, r: int32 [B]."""
+    start, end = data.indptr[users], data.indptr[users + 1]
+    # Binary search for the first k in [start, end) with items[k] - (k - start) > r.
+    lo, hi = start, end
+    for _ in range(data.search_steps):  # static, ~log2(max degree) steps
+        mid = (lo + hi) // 2
+        below = data.items[jnp.minimum(mid, data.items.shape[0] - 1)] - (mid - start) <= r
+        go_right = below & (mid < hi)
+        lo = jnp.where(go_right, mid + 1, lo)
+        hi = jnp.where(go_right, hi, mid)
+    return r + (lo - start)
+
+
+def sample_bpr(
+    key: jax.Array, data: SamplerData, batch_size: int
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Draws `batch_size` BPR triples, with replacement. Jittable (batch_size static), vmappable.
+
+    Args:
+      key: PRNG key.
+      data: from `make_sampler_data`.
+      batch_size: static number of triples.
+
+    Returns:
+      users, pos_items, neg_items: int32 [batch_size].
+    """
+    key_pos, key_neg = jax.random.split(key)
+    idx = jax.random.randint(key_pos, (batch_size,), 0, data.users.shape[0])
+    users, pos = data.users[idx], data.items[idx]
+    if not data.reject_positives:
+        neg = jax.random.randint(key_neg, (batch_size,), 0, data.n_items)
+        return users, pos, neg.astype(jnp.int32)
+    n_neg = data.n_items - (data.indptr[users + 1] - data.indptr[users])  # [B]
+    r = jax.random.randint(key_neg, (batch_size,), 0, jnp.maximum(n_neg, 1))  # per-user range
+    neg = _nth_negative(data, users, r)
+    # A user with every item positive has no negative: fall back to a uniform item.
+    fallback = jax.random.randint(jax.random.fold_in(key_neg, 1), (batch_size,), 0, data.n_items)
+    neg = jnp.where(n_neg > 0, neg, fallback)
+    return users, pos, neg.astype(jnp.int32)
+
+
+def n_batches_per_epoch(data: SamplerData, batch_size: int) -> int:
+    """ceil(n_train / batch_size): the static number of batches in one epoch."""
+    return -(-data.n_train // batch_size)
+
+
+def epoch_batches(
+    key: jax.Array, data: SamplerData, batch_size: int
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """One epoch of triples for `lax.scan`: each int32 [n_batches, batch_size].
+
+    Batch b equals `sample_bpr(jax.random.split(key, n_batches)[b], data, batch_size)`, so a
+    caller short on memory can draw batch b inside the scan instead of stacking the epoch.
+    Sampling is with replacement per batch (LightGCN-style), not a permutation.
+    """
+    keys = jax.random.split(key, n_batches_per_epoch(data, batch_size))
+    return jax.vmap(sample_bpr, in_axes=(0, None, None))(keys, data, batch_size)

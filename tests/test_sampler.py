@@ -1,0 +1,144 @@
+"""Tests for jgnas.sampler: determinism, exact positive rejection, uniformity, jit/vmap, shapes."""
+
+import jax
+import numpy as np
+import pytest
+
+from jgnas.data.types import DataError, Interactions
+from jgnas.sampler import (
+    epoch_batches,
+    make_sampler_data,
+    n_batches_per_epoch,
+    sample_bpr,
+)
+
+sample_jit = jax.jit(sample_bpr, static_argnames="batch_size")
+
+
+def inter(users, items):
+    users, items = np.asarray(users, np.int32), np.asarray(items, np.int32)
+    n = users.size
+    return Interactions(users, items, np.ones(n, np.float32), np.zeros(n, np.int64))
+
+
+def dense_graph(seed=0, n_users=6, n_items=9, density=0.7):
+    """Dense-ish random graph; user 0 has every item but one (item 4), user 1 has one item."""
+    rng = np.random.default_rng(seed)
+    adj = rng.random((n_users, n_items)) < density
+    adj[0] = True
+    adj[0, 4] = False
+    adj[1] = False
+    adj[1, 2] = True
+    u, i = np.nonzero(adj)
+    return adj, inter(u, i)
+
+
+def test_shapes_dtypes_and_pairs_are_training_interactions():
+    adj, train = dense_graph()
+    data = make_sampler_data(train, *adj.shape)
+    users, pos, neg = sample_jit(jax.random.key(0), data, batch_size=64)
+    for a in (users, pos, neg):
+        assert a.shape == (64,) and a.dtype == np.int32
+    assert adj[np.asarray(users), np.asarray(pos)].all()
+    assert ((np.asarray(neg) >= 0) & (np.asarray(neg) < adj.shape[1])).all()
+
+
+def test_deterministic_and_key_dependent():
+    adj, train = dense_graph()
+    data = make_sampler_data(train, *adj.shape)
+    a = sample_jit(jax.random.key(1), data, batch_size=64)
+    b = sample_jit(jax.random.key(1), data, batch_size=64)
+    c = sample_jit(jax.random.key(2), data, batch_size=64)
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x, y)
+    assert any(not np.array_equal(x, y) for x, y in zip(a, c, strict=True))
+
+
+def test_negatives_never_positives():
+    # Density 0.7, and user 0's only negative is item 4: rejection sampling with a few rounds
+    # would leak positives here; the exact sampler must not, for any key.
+    adj, train = dense_graph(density=0.7)
+    data = make_sampler_data(train, *adj.shape)
+    users, _, neg = sample_jit(jax.random.key(3), data, batch_size=20000)
+    users, neg = np.asarray(users), np.asarray(neg)
+    assert not adj[users, neg].any()
+    assert (neg[users == 0] == 4).all() and (users == 0).sum() > 1000
+
+
+def test_without_rejection_negatives_can_be_positives():
+    adj, train = dense_graph(density=0.7)
+    data = make_sampler_data(train, *adj.shape, reject_positives=False)
+    users, _, neg = sample_jit(jax.random.key(3), data, batch_size=20000)
+    assert adj[np.asarray(users), np.asarray(neg)].mean() > 0.5
+
+
+def chi2(counts, expected):
+    return float(np.sum((counts - expected) ** 2 / expected))
+
+
+def test_uniformity():
+    # Positives: uniform over the n training interactions. Negatives of a user: uniform over its
+    # non-positive items. With a fixed key these are deterministic; the bound is loose (the
+    # chi-square mean is the degrees of freedom, its sd sqrt(2 dof)), yet a sampler biased by
+    # a few percent on any item exceeds it at these sample sizes.
+    adj, train = dense_graph(seed=1, n_users=8, n_items=30, density=0.4)
+    data = make_sampler_data(train, *adj.shape)
+    n = len(train)
+    users, pos, neg = map(np.asarray, sample_jit(jax.random.key(5), data, batch_size=200_000))
+    pair_counts = np.bincount(users * adj.shape[1] + pos, minlength=adj.size)[adj.ravel()]
+    assert chi2(pair_counts, 200_000 / n) < n + 6 * np.sqrt(2 * n)
+    for u in range(adj.shape[0]):
+        negatives = np.flatnonzero(~adj[u])
+        counts = np.bincount(neg[users == u], minlength=adj.shape[1])
+        assert counts[adj[u]].sum() == 0
+        dof = len(negatives) - 1
+        if dof > 0:
+            got = counts[negatives]
+            assert chi2(got, got.sum() / len(negatives)) < dof + 6 * np.sqrt(2 * dof) + 6, u
+    # Without rejection: uniform over all items.
+    data = make_sampler_data(train, *adj.shape, reject_positives=False)
+    _, _, neg = sample_jit(jax.random.key(6), data, batch_size=60_000)
+    counts = np.bincount(np.asarray(neg), minlength=adj.shape[1])
+    dof = adj.shape[1] - 1
+    assert chi2(counts, 60_000 / adj.shape[1]) < dof + 6 * np.sqrt(2 * dof)
+
+
+def test_user_with_every_item_positive_gets_valid_item():
+    train = inter([0, 0, 0, 1], [0, 1, 2, 0])
+    data = make_sampler_data(train, 2, 3)
+    users, _, neg = map(np.asarray, sample_jit(jax.random.key(0), data, batch_size=500))
+    assert ((neg >= 0) & (neg < 3)).all()
+    assert set(neg[users == 1].tolist()) == {1, 2}
+
+
+def test_vmap_over_keys_and_epoch_batches():
+    adj, train = dense_graph()
+    data = make_sampler_data(train, *adj.shape)
+    keys = jax.random.split(jax.random.key(7), 4)
+    vm = jax.jit(jax.vmap(sample_bpr, in_axes=(0, None, None)), static_argnums=2)(keys, data, 64)
+    for k in range(4):
+        solo = sample_jit(keys[k], data, batch_size=64)
+        for x, y in zip(vm, solo, strict=True):
+            np.testing.assert_array_equal(x[k], y)
+    n_batches = n_batches_per_epoch(data, 10)
+    assert n_batches == -(-len(train) // 10)
+    epoch = jax.jit(epoch_batches, static_argnames="batch_size")(
+        jax.random.key(8), data, batch_size=10
+    )
+    for a in epoch:
+        assert a.shape == (n_batches, 10) and a.dtype == np.int32
+    batch_keys = jax.random.split(jax.random.key(8), n_batches)
+    for x, y in zip(epoch, sample_jit(batch_keys[2], data, batch_size=10), strict=True):
+        np.testing.assert_array_equal(x[2], y)
+    # Usable as scan input.
+    total = jax.lax.scan(lambda c, b: (c + b[0].sum(), None), 0, epoch)[0]
+    assert int(total) == int(np.asarray(epoch[0]).sum())
+
+
+def test_duplicates_collapsed_and_bad_input():
+    data = make_sampler_data(inter([0, 0, 1], [2, 2, 0]), 2, 3)
+    assert data.n_train == 2
+    with pytest.raises(DataError, match="item id out of range"):
+        make_sampler_data(inter([0], [3]), 2, 3)
+    with pytest.raises(DataError, match="no interactions"):
+        make_sampler_data(Interactions.empty(), 2, 3)
