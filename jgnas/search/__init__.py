@@ -1,0 +1,25 @@
+"""Search strategies (ask/tell over [0, 1] genomes) and multi-objective helpers."""
+
+from jgnas.search.pareto import pareto_front
+from jgnas.search.strategies import (
+    EVOSAX_ALGORITHMS,
+    STRATEGIES,
+    GenomeSpec,
+    Strategy,
+    make_evosax,
+    make_random_search,
+    make_regularized_evolution,
+    make_strategy,
+)
+
+__all__ = [
+    "EVOSAX_ALGORITHMS",
+    "STRATEGIES",
+    "GenomeSpec",
+    "Strategy",
+    "make_evosax",
+    "make_random_search",
+    "make_regularized_evolution",
+    "make_strategy",
+    "pareto_front",
+]
