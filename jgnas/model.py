@@ -1,0 +1,218 @@
+"""The supernet: one forward for every architecture of the space, driven by `Arch` arrays.
+
+Scoring is `ŷ_ui = h_u · h_i` on the combined layer outputs; the loss is BPR
+(`-log σ(ŷ_ui − ŷ_uj)`) plus LightGCN's L2 term on the batch's input embeddings.
+
+Two execution modes, one semantics (a static argument):
+- "switch": for a lone member (chunk_size = 1). `lax.switch`/`cond` on scalar genes really skip the
+  ops that are not chosen and the layers beyond the depth.
+- "select": for a vmapped chunk. Under vmap a switch computes every branch anyway, so every op is
+  computed once, sharing the sparse aggregations between ops (see `OpContext`), and the chosen
+  output is picked with `jnp.select` (never by multiplying: an unchosen inf must not leak).
+A Python-int gene (a static arch, used by the straightforward baseline) calls its branch directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from jgnas.graph import Graph
+from jgnas.ops import OPS, OpContext, init_layer_params, spmm
+from jgnas.space import ACTIVATIONS, COMBINES, Arch, Space
+
+ACTIVATION_FNS: tuple[Callable[[jax.Array], jax.Array], ...] = (
+    lambda x: x,
+    jax.nn.relu,
+    lambda x: jax.nn.leaky_relu(x, 0.2),
+    jnp.tanh,
+    jax.nn.elu,
+    jax.nn.sigmoid,
+)
+assert len(ACTIVATION_FNS) == len(ACTIVATIONS)
+
+
+@struct.dataclass
+class Inputs:
+    """What every candidate shares: the graph and the (frozen) text vectors of the nodes."""
+
+    graph: Graph
+    text: jax.Array  # [N, D_text] float32; a zero [N, 1] when there are no text features
+
+
+def choose(mode: str, index, branches: Sequence[Callable], *operands):
+    """Runs branch `index`: direct call for a Python int, `lax.switch` or `jnp.select`."""
+    if isinstance(index, int):
+        return branches[index](*operands)
+    if mode == "switch":
+        # Rematerialise each branch: otherwise the forward switch must return the union of every
+        # branch's residuals (zero-filled [E, d] buffers of gat and max), which costs far more than
+        # recomputing the one branch taken.
+        return jax.lax.switch(index, [jax.checkpoint(b) for b in branches], *operands)
+    outs = [b(*operands) for b in branches]
+    return jax.tree.map(
+        lambda *xs: jnp.select([index == k for k in range(len(xs))], list(xs)), *outs
+    )
+
+
+def _static(x):
+    """A Python int for a concrete numpy/int gene (static arch), else the array as is."""
+    if isinstance(x, jax.core.Tracer) or isinstance(x, jax.Array):
+        return x
+    return int(x)
+
+
+def init_params(key: jax.Array, space: Space, n_node: int, text_dim: int) -> dict:
+    """Parameters of one member, fixed shapes for the whole space (d = max(space.dims)).
+
+    emb: ID embeddings N(0, 0.1) [N, d]; text_proj: [D_text, d]; layers: the transform `w` and the
+    union of the ops' own weights, stacked over max_layers; alpha: learned layer weights;
+    w_cat: the concat combination's projection [(L+1) d, d].
+    """
+    d, L = space.d_max, space.max_layers
+    k_emb, k_text, k_layers, k_cat = jax.random.split(key, 4)
+    glorot = jax.nn.initializers.glorot_uniform()
+
+    def layer(k):
+        k_w, k_ops = jax.random.split(k)
+        return {"w": glorot(k_w, (d, d), jnp.float32), **init_layer_params(space.ops, k_ops, d)}
+
+    layers = jax.vmap(layer)(jax.random.split(k_layers, max(L, 1)))
+    return {
+        "emb": 0.1 * jax.random.normal(k_emb, (n_node, d), jnp.float32),
+        "text_proj": glorot(k_text, (text_dim, d), jnp.float32),
+        "layers": layers,
+        "alpha": jnp.zeros((L + 1,), jnp.float32),
+        "w_cat": glorot(k_cat, ((L + 1) * d, d), jnp.float32),
+    }
+
+
+def propagate(
+    params: dict,
+    arch: Arch,
+    inputs: Inputs,
+    key: jax.Array | None,
+    *,
+    space: Space,
+    mode: str = "switch",
+    spmm_fn: Callable = spmm,
+) -> tuple[jax.Array, jax.Array]:
+    """Runs the architecture on the shared graph.
+
+    Args:
+      params: one member's parameters (`init_params`).
+      arch: one member's Arch (arrays, or Python ints for a static arch).
+      inputs: the shared graph and text vectors.
+      key: dropout key, or None for evaluation (no dropout).
+      space: the search space (static).
+      mode: "switch" or "select" (see the module docstring).
+      spmm_fn: the sparse product (the fast kernel, or `segment_spmm` for the jraph baseline).
+
+    Returns:
+      (h, h0): the combined node representations [N, d] and the input embeddings [N, d].
+    """
+    d, L = space.d_max, space.max_layers
+    mask = (jnp.arange(d) < arch.dim).astype(jnp.float32)
+    id_in = params["emb"]
+    text_in = inputs.text @ params["text_proj"]
+    h0 = choose(
+        mode, _static(arch.features), [lambda: id_in, lambda: text_in, lambda: id_in + text_in]
+    )
+    h0 = h0 * mask
+    op_fns = [OPS[name].fn for name in space.ops]
+    keep = 1.0 - arch.dropout
+
+    def layer(l: int, h: jax.Array) -> jax.Array:
+        p = jax.tree.map(lambda x: x[l], params["layers"])
+        x = h
+        if key is not None:
+
+            def drop(h):
+                bits = jax.random.bernoulli(jax.random.fold_in(key, l), keep, h.shape)
+                return jnp.where(bits, h / keep, 0.0)
+
+            if mode == "switch" or not isinstance(arch.dropout, jax.Array):
+                # Drawing the bits is not free on CPU: skip it for the (common) rate 0.
+                x = jax.lax.cond(arch.dropout > 0, drop, lambda h: h, h)
+            else:
+                x = drop(h)
+        ctx = OpContext(inputs.graph, p["w"], arch.transform[l] > 0, mask, spmm_fn)
+        branches = [lambda x, p, f=f: f(ctx, x, p) for f in op_fns]
+        out = choose(mode, _static(arch.op[l]), branches, x, p)
+        out = choose(mode, _static(arch.act[l]), ACTIVATION_FNS, out)
+        out = jnp.where(arch.residual[l] > 0, out + h, out)
+        return out * mask
+
+    hs = [h0]
+    h = h0
+    depth = _static(arch.depth)
+    for l in range(L):
+        if isinstance(depth, int):
+            if l < depth:
+                h = layer(l, h)
+        elif mode == "switch":
+            h = jax.lax.cond(l < depth, lambda h, l=l: layer(l, h), lambda h: h, h)
+        else:
+            h = jnp.where(l < depth, layer(l, h), h)
+        hs.append(h)
+
+    stacked = jnp.stack(hs)  # [L+1, N, d]
+    active = jnp.arange(L + 1) <= arch.depth  # layers 0..depth take part
+    depth_f = jnp.asarray(arch.depth, jnp.float32)
+
+    def weighted(w):
+        return jnp.tensordot(w, stacked, axes=1)
+
+    combos = [
+        lambda: weighted(jnp.arange(L + 1) == arch.depth),  # last
+        lambda: weighted(active / (depth_f + 1.0)),  # mean
+        lambda: weighted(active.astype(jnp.float32)),  # sum
+        lambda: (  # concat, projected back to d
+            (stacked * active[:, None, None]).transpose(1, 0, 2).reshape(h0.shape[0], -1)
+            @ params["w_cat"]
+        ),
+        lambda: weighted(jax.nn.softmax(jnp.where(active, params["alpha"], -jnp.inf))),  # learned
+    ]
+    assert len(combos) == len(COMBINES)
+    out = choose(mode, _static(arch.combine), combos)
+    return out * mask, h0
+
+
+def bpr_loss(
+    params: dict,
+    arch: Arch,
+    inputs: Inputs,
+    batch: tuple[jax.Array, jax.Array, jax.Array],
+    key: jax.Array | None,
+    *,
+    space: Space,
+    mode: str = "switch",
+    spmm_fn: Callable = spmm,
+) -> jax.Array:
+    """BPR loss of a batch (users, positive items, negative items; item ids from 0).
+
+    loss = mean(-log σ(ŷ_ui − ŷ_uj)) + l2 · ½ (‖e_u‖² + ‖e_i‖² + ‖e_j‖²) / B on the input
+    embeddings, as in LightGCN.
+    """
+    h, h0 = propagate(params, arch, inputs, key, space=space, mode=mode, spmm_fn=spmm_fn)
+    n_users = inputs.graph.n_users
+    u, i, j = batch
+    hu, hi, hj = h[u], h[i + n_users], h[j + n_users]
+    x = jnp.sum(hu * (hi - hj), axis=-1)
+    bpr = -jnp.mean(jax.nn.log_sigmoid(x))
+    reg = (
+        0.5
+        * (jnp.sum(h0[u] ** 2) + jnp.sum(h0[i + n_users] ** 2) + jnp.sum(h0[j + n_users] ** 2))
+        / u.shape[0]
+    )
+    return bpr + arch.l2 * reg
+
+
+def embeddings(params, arch, inputs, *, space, mode="switch", spmm_fn=spmm):
+    """Final (user [U, d], item [I, d]) representations for scoring, without dropout."""
+    h, _ = propagate(params, arch, inputs, None, space=space, mode=mode, spmm_fn=spmm_fn)
+    n_users = inputs.graph.n_users
+    return h[:n_users], h[n_users:]

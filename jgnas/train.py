@@ -1,0 +1,394 @@
+"""Training and evaluation of whole populations: `make_train` and the one population executor.
+
+`make_train(cfg, space, mode)` returns `train(key, arch, data) -> TrainResult`, a pure function
+(purejaxrl's `make_train`): epochs run in `lax.scan`, the graph and data come in as arguments (as
+closure constants XLA would constant-fold the scatters for tens of seconds), and it vmaps over
+members, seeds, or both. `Engine` owns the iteration over the population: vmapped micro-populations
+of `chunk_size` members run in sequence (chunk_size = P is the single jit(vmap) program for GPUs;
+chunk_size = 1 is a loop of solo jitted runs, where `lax.switch` truly skips unchosen ops), and the
+population axis of a chunk can be sharded over local devices.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import struct
+from jax.sharding import Mesh, PartitionSpec
+
+from jgnas import metrics as metrics_lib
+from jgnas import model as model_lib
+from jgnas.data.types import Dataset, Interactions
+from jgnas.graph import build as build_graph
+from jgnas.ops import segment_spmm, spmm
+from jgnas.sampler import SamplerData, make_sampler_data, n_batches_per_epoch, sample_bpr
+from jgnas.space import Arch, Space
+
+METRICS = tuple(metrics_lib.METRIC_NAMES)
+KERNELS: dict[str, Callable] = {"csr": spmm, "segment": segment_spmm}
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """How each candidate is trained and scored.
+
+    epochs: training epochs (one epoch = ceil(n_train / batch_size) BPR steps).
+    batch_size: BPR triples per step.
+    eval_every: epochs between validation evaluations (0: once, at the end). The returned
+      parameters are those of the best evaluation (model selection on validation).
+    patience: early stopping after this many evaluations without improvement (0: off).
+    ks: the cut-offs of every reported metric. metric, metric_k: the fitness (e.g. ndcg@20).
+    reject_positives: BPR negatives avoid the user's training positives.
+    kernel: "csr" (the fast sparse kernel) or "segment" (jraph gather + segment_sum reference).
+    self_loops, edge_weight: how the shared graph is built (see `jgnas.graph.build`).
+    """
+
+    epochs: int = 20
+    batch_size: int = 2048
+    eval_every: int = 0
+    patience: int = 0
+    ks: tuple[int, ...] = (10, 20)
+    metric: str = "ndcg"
+    metric_k: int = 20
+    reject_positives: bool = True
+    kernel: str = "csr"
+    self_loops: bool = False
+    edge_weight: str = "one"
+    eval_block: int = 256
+
+    def __post_init__(self):
+        if self.epochs < 1:
+            raise ValueError(f"train.epochs: must be >= 1, got {self.epochs}")
+        if self.batch_size < 1:
+            raise ValueError(f"train.batch_size: must be >= 1, got {self.batch_size}")
+        every = self.eval_every or self.epochs
+        if self.eval_every < 0 or self.epochs % every:
+            raise ValueError(
+                f"train.eval_every: must divide train.epochs={self.epochs}, got {self.eval_every}"
+            )
+        if self.patience < 0:
+            raise ValueError(f"train.patience: must be >= 0, got {self.patience}")
+        if self.metric not in METRICS:
+            raise ValueError(f"train.metric: {self.metric!r} is not one of {list(METRICS)}")
+        if self.metric_k not in self.ks:
+            raise ValueError(f"train.metric_k: {self.metric_k} must be one of train.ks={self.ks}")
+        if self.kernel not in KERNELS:
+            raise ValueError(f"train.kernel: {self.kernel!r} is not one of {list(KERNELS)}")
+
+    @property
+    def rounds(self) -> int:
+        return self.epochs // (self.eval_every or self.epochs)
+
+
+@struct.dataclass
+class TrainData:
+    """Everything a candidate trains and validates on; passed to jitted functions as an argument."""
+
+    inputs: model_lib.Inputs
+    sampler: SamplerData
+    valid: metrics_lib.EvalSet
+
+
+@struct.dataclass
+class TrainResult:
+    """One member's result (a population adds a leading [P] axis to every field).
+
+    params: the parameters at the best validation evaluation.
+    loss: mean BPR loss per epoch [epochs] (NaN from the step a member failed).
+    valid: metric name -> [rounds, len(ks)] validation metrics at each evaluation.
+    best: metric name -> [len(ks)] validation metrics at the best evaluation.
+    best_epoch: epochs trained at the best evaluation. failed: the loss became NaN/inf.
+    fitness: best[metric][metric_k], or -inf when failed.
+    """
+
+    params: dict
+    loss: jax.Array
+    valid: dict
+    best: dict
+    best_epoch: jax.Array
+    failed: jax.Array
+    fitness: jax.Array
+
+
+def make_data(
+    dataset: Dataset,
+    cfg: TrainConfig,
+    text: np.ndarray | None = None,
+    valid: Interactions | None = None,
+) -> TrainData:
+    """Builds the shared graph, the sampler arrays and the validation eval set (host side).
+
+    Args:
+      dataset: a split dataset.
+      cfg: training config (graph options, eval block).
+      text: optional frozen node text vectors [n_users + n_items, D_text].
+      valid: held-out interactions for validation (default: dataset.valid).
+    """
+    graph = build_graph(
+        dataset.train,
+        dataset.n_users,
+        dataset.n_items,
+        self_loops=cfg.self_loops,
+        edge_weight=cfg.edge_weight,
+    )
+    n = dataset.n_users + dataset.n_items
+    text_arr = jnp.zeros((n, 1), jnp.float32) if text is None else jnp.asarray(text, jnp.float32)
+    if text_arr.shape[0] != n:
+        raise ValueError(
+            f"text vectors: expected {n} rows (users + items), got {text_arr.shape[0]}"
+        )
+    sampler = make_sampler_data(
+        dataset.train, dataset.n_users, dataset.n_items, reject_positives=cfg.reject_positives
+    )
+    valid_set = metrics_lib.make_eval_set(
+        dataset.n_users,
+        dataset.n_items,
+        dataset.valid if valid is None else valid,
+        [dataset.train],
+        block_size=cfg.eval_block,
+    )
+    return TrainData(model_lib.Inputs(graph, text_arr), sampler, valid_set)
+
+
+def _where(c, a, b):
+    return jax.tree.map(lambda x, y: jnp.where(c, x, y), a, b)
+
+
+def make_train(cfg: TrainConfig, space: Space, mode: str = "switch") -> Callable:
+    """Returns `train(key, arch, data) -> TrainResult` for one member (vmap it for a population).
+
+    A member whose loss or gradient becomes NaN/inf is frozen from that step on (its update is
+    dropped) and reported as failed; the computation of the other members never mixes with it.
+    """
+    spmm_fn = KERNELS[cfg.kernel]
+    k_idx = cfg.ks.index(cfg.metric_k)
+    every = cfg.eval_every or cfg.epochs
+    opt = optax.scale_by_adam()
+    loss_fn = functools.partial(model_lib.bpr_loss, space=space, mode=mode, spmm_fn=spmm_fn)
+
+    def evaluate(params, arch, data):
+        user, item = model_lib.embeddings(
+            params, arch, data.inputs, space=space, mode=mode, spmm_fn=spmm_fn
+        )
+        return metrics_lib.rank_metrics(user, item, data.valid, cfg.ks)
+
+    def train(key: jax.Array, arch: Arch, data: TrainData) -> TrainResult:
+        key_init, key_run = jax.random.split(key)
+        graph = data.inputs.graph
+        params = model_lib.init_params(
+            key_init, space, graph.n_node, int(data.inputs.text.shape[1])
+        )
+        opt_state = opt.init(params)
+        steps = n_batches_per_epoch(data.sampler, cfg.batch_size)
+
+        def step(carry, s):
+            params, opt_state, failed, stopped = carry
+            key_batch, key_drop = jax.random.split(jax.random.fold_in(key_run, s))
+            batch = sample_bpr(key_batch, data.sampler, cfg.batch_size)
+            loss, grads = jax.value_and_grad(loss_fn)(params, arch, data.inputs, batch, key_drop)
+            updates, new_opt_state = opt.update(grads, opt_state)
+            new_params = jax.tree.map(lambda p, u: p - arch.lr * u, params, updates)
+            bad = ~(jnp.isfinite(loss) & jnp.isfinite(optax.global_norm(grads)))
+            failed = failed | bad
+            frozen = failed | stopped
+            params = _where(frozen, params, new_params)
+            opt_state = _where(frozen, opt_state, new_opt_state)
+            return (params, opt_state, failed, stopped), jnp.where(failed, jnp.nan, loss)
+
+        def round_(carry, r):
+            params, opt_state, failed, stopped, best_params, best_score, best_epoch, since = carry
+            step_ids = r * every * steps + jnp.arange(every * steps)
+            (params, opt_state, failed, stopped_now), losses = jax.lax.scan(
+                step, (params, opt_state, failed, stopped), step_ids
+            )
+            m = evaluate(params, arch, data)
+            score = jnp.where(failed, -jnp.inf, m[cfg.metric][k_idx])
+            improved = (score > best_score) & ~stopped
+            best_params = _where(improved, params, best_params)
+            best_epoch = jnp.where(improved, (r + 1) * every, best_epoch)
+            best_score = jnp.where(improved, score, best_score)
+            since = jnp.where(improved, 0, since + 1)
+            if cfg.patience:
+                stopped_now = stopped_now | (since >= cfg.patience)
+            carry = (
+                params,
+                opt_state,
+                failed,
+                stopped_now,
+                best_params,
+                best_score,
+                best_epoch,
+                since,
+            )
+            return carry, (losses.reshape(every, steps).mean(axis=1), m, score)
+
+        init = (
+            params,
+            opt_state,
+            jnp.asarray(False),
+            jnp.asarray(False),
+            params,
+            jnp.asarray(-jnp.inf, jnp.float32),
+            jnp.asarray(0, jnp.int32),
+            jnp.asarray(0, jnp.int32),
+        )
+        carry, (losses, history, scores) = jax.lax.scan(round_, init, jnp.arange(cfg.rounds))
+        _, _, failed, _, best_params, best_score, best_epoch, _ = carry
+        best_round = jnp.argmax(scores)
+        best = {k: v[best_round] for k, v in history.items()}
+        return TrainResult(
+            params=best_params,
+            loss=losses.reshape(-1),
+            valid=history,
+            best=best,
+            best_epoch=best_epoch,
+            failed=failed,
+            fitness=jnp.where(failed, -jnp.inf, best_score),
+        )
+
+    return train
+
+
+def make_evaluate(cfg: TrainConfig, space: Space, mode: str = "switch") -> Callable:
+    """Returns `evaluate(params, arch, inputs, eval_set) -> {metric: [len(ks)]}` for one member."""
+    spmm_fn = KERNELS[cfg.kernel]
+
+    def evaluate(params, arch, inputs, eval_set):
+        user, item = model_lib.embeddings(
+            params, arch, inputs, space=space, mode=mode, spmm_fn=spmm_fn
+        )
+        return metrics_lib.rank_metrics(user, item, eval_set, cfg.ks)
+
+    return evaluate
+
+
+def default_chunk_size(population_size: int, backend: str | None = None) -> int:
+    """The chunk size chosen by measurement (scripts/bench.py): the whole population on GPU/TPU,
+    where batching fills the device; solo runs on CPU, where vmap spills caches and computes every
+    op of the space while a lone member's `lax.switch` runs only its own."""
+    backend = backend or jax.default_backend()
+    return 1 if backend == "cpu" else population_size
+
+
+class Executor:
+    """The one place that iterates over a population: vmapped chunks, run in sequence.
+
+    `fn_solo(*member_args, *shared)` and `fn_member` (vmapped over the leading axis of the batched
+    arguments; the shared ones are broadcast) must compute the same thing; `fn_solo` is used when
+    chunk_size == 1. With more than one local device (and chunk_size a multiple of their number),
+    each chunk's population axis is sharded over them with `shard_map`.
+    """
+
+    def __init__(
+        self, fn_solo: Callable, fn_member: Callable, n_batched: int, chunk_size: int, devices=None
+    ):
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size: must be >= 1, got {chunk_size}")
+        self.chunk_size = chunk_size
+        self.n_batched = n_batched
+        devices = list(devices) if devices is not None else jax.local_devices()
+        self.n_devices = len(devices) if chunk_size > 1 and chunk_size % len(devices) == 0 else 1
+        self._solo = jax.jit(fn_solo)
+
+        def batched(*args):
+            axes = (0,) * n_batched + (None,) * (len(args) - n_batched)
+            return jax.vmap(fn_member, in_axes=axes)(*args)
+
+        if self.n_devices > 1:
+            mesh = Mesh(np.asarray(devices[: self.n_devices]), ("pop",))
+
+            def sharded(*args):
+                specs = (PartitionSpec("pop"),) * n_batched + (PartitionSpec(),) * (
+                    len(args) - n_batched
+                )
+                return jax.shard_map(
+                    batched,
+                    mesh=mesh,
+                    in_specs=specs,
+                    out_specs=PartitionSpec("pop"),
+                    check_vma=False,
+                )(*args)
+
+            self._batched = jax.jit(sharded)
+        else:
+            self._batched = jax.jit(batched)
+
+    def __call__(self, batched: tuple, shared: tuple):
+        """Runs the population. batched: pytrees with a leading [P]; shared: broadcast arguments."""
+        P = int(jax.tree.leaves(batched)[0].shape[0])
+        c = self.chunk_size
+        outs = []
+        if c == 1:
+            for i in range(P):
+                member = jax.tree.map(lambda x, i=i: x[i], batched)
+                outs.append(jax.tree.map(lambda x: x[None], self._solo(*member, *shared)))
+        else:
+            for start in range(0, P, c):
+                idx = np.minimum(np.arange(start, start + c), P - 1)  # pad by repeating the last
+                chunk = jax.tree.map(lambda x, idx=idx: x[idx], batched)
+                out = self._batched(*chunk, *shared)
+                n = min(c, P - start)
+                outs.append(jax.tree.map(lambda x, n=n: x[:n], out))
+        return jax.tree.map(lambda *xs: jnp.concatenate(xs), *outs)
+
+
+class Engine:
+    """Trains and evaluates populations of architectures on one dataset.
+
+    Args:
+      cfg: training config; space: the search space; data: from `make_data`.
+      chunk_size: members per vmapped chunk (None: `default_chunk_size`, decided per call from P).
+    """
+
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        space: Space,
+        data: TrainData,
+        chunk_size: int | None = None,
+        devices=None,
+    ):
+        self.cfg, self.space, self.data = cfg, space, data
+        self.chunk_size = chunk_size
+        self._devices = devices
+        self._executors: dict[tuple[str, int], Executor] = {}
+
+    def _executor(self, what: str, P: int) -> Executor:
+        c = min(self.chunk_size or default_chunk_size(P), P) if P else 1
+        if (what, c) not in self._executors:
+            if what == "train":
+                ex = Executor(
+                    make_train(self.cfg, self.space, "switch"),
+                    make_train(self.cfg, self.space, "select"),
+                    2,
+                    c,
+                    self._devices,
+                )
+            else:
+                ex = Executor(
+                    make_evaluate(self.cfg, self.space, "switch"),
+                    make_evaluate(self.cfg, self.space, "select"),
+                    2,
+                    c,
+                    self._devices,
+                )
+            self._executors[(what, c)] = ex
+        return self._executors[(what, c)]
+
+    def train(self, keys: jax.Array, archs: Arch) -> TrainResult:
+        """Trains P members: keys [P] (one per member), archs with a leading [P]."""
+        archs = jax.tree.map(jnp.asarray, archs)
+        P = int(archs.depth.shape[0])
+        return self._executor("train", P)((keys, archs), (self.data,))
+
+    def evaluate(self, params: dict, archs: Arch, eval_set: metrics_lib.EvalSet) -> dict:
+        """Metrics of trained members on any eval set (e.g. test): name -> [P, len(ks)]."""
+        archs = jax.tree.map(jnp.asarray, archs)
+        P = int(archs.depth.shape[0])
+        return self._executor("eval", P)((params, archs), (self.data.inputs, eval_set))
