@@ -30,7 +30,10 @@ class Interactions:
     @classmethod
     def empty(cls) -> Interactions:
         return cls(
-            np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0, np.float32), np.zeros(0, np.int64)
+            np.zeros(0, np.int32),
+            np.zeros(0, np.int32),
+            np.zeros(0, np.float32),
+            np.zeros(0, np.int64),
         )
 
 
