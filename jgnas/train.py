@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import time
 from collections.abc import Callable
 
 import jax
@@ -194,7 +195,7 @@ def make_train(cfg: TrainConfig, space: Space, mode: str = "switch") -> Callable
             loss, grads = jax.value_and_grad(loss_fn)(params, arch, data.inputs, batch, key_drop)
             updates, new_opt_state = opt.update(grads, opt_state)
             new_params = jax.tree.map(lambda p, u: p - arch.lr * u, params, updates)
-            bad = ~(jnp.isfinite(loss) & jnp.isfinite(optax.global_norm(grads)))
+            bad = ~(jnp.isfinite(loss) & jnp.isfinite(optax.tree.norm(grads)))
             failed = failed | bad
             frozen = failed | stopped
             params = _where(frozen, params, new_params)
@@ -292,6 +293,8 @@ class Executor:
             raise ValueError(f"chunk_size: must be >= 1, got {chunk_size}")
         self.chunk_size = chunk_size
         self.n_batched = n_batched
+        self.on_chunk: Callable[[int, int], None] | None = None  # progress: (done, total)
+        self.last_seconds = np.zeros(0)
         devices = list(devices) if devices is not None else jax.local_devices()
         self.n_devices = len(devices) if chunk_size > 1 and chunk_size % len(devices) == 0 else 1
         self._solo = jax.jit(fn_solo)
@@ -324,17 +327,23 @@ class Executor:
         P = int(jax.tree.leaves(batched)[0].shape[0])
         c = self.chunk_size
         outs = []
-        if c == 1:
-            for i in range(P):
-                member = jax.tree.map(lambda x, i=i: x[i], batched)
-                outs.append(jax.tree.map(lambda x: x[None], self._solo(*member, *shared)))
-        else:
-            for start in range(0, P, c):
+        seconds = np.zeros(P)
+        for start in range(0, P, c):
+            t0 = time.perf_counter()
+            n = min(c, P - start)
+            if c == 1:
+                member = jax.tree.map(lambda x, i=start: x[i], batched)
+                out = jax.tree.map(lambda x: x[None], self._solo(*member, *shared))
+            else:
                 idx = np.minimum(np.arange(start, start + c), P - 1)  # pad by repeating the last
                 chunk = jax.tree.map(lambda x, idx=idx: x[idx], batched)
-                out = self._batched(*chunk, *shared)
-                n = min(c, P - start)
-                outs.append(jax.tree.map(lambda x, n=n: x[:n], out))
+                out = jax.tree.map(lambda x, n=n: x[:n], self._batched(*chunk, *shared))
+            jax.block_until_ready(out)
+            seconds[start : start + n] = (time.perf_counter() - t0) / n
+            outs.append(out)
+            if self.on_chunk is not None:
+                self.on_chunk(start + n, P)
+        self.last_seconds = seconds  # wall seconds per member (its chunk's time / chunk members)
         return jax.tree.map(lambda *xs: jnp.concatenate(xs), *outs)
 
 
@@ -358,6 +367,7 @@ class Engine:
         self.chunk_size = chunk_size
         self._devices = devices
         self._executors: dict[tuple[str, int], Executor] = {}
+        self.last_seconds = np.zeros(0)  # per-member wall seconds of the last `train`
 
     def _executor(self, what: str, P: int) -> Executor:
         c = min(self.chunk_size or default_chunk_size(P), P) if P else 1
@@ -385,7 +395,10 @@ class Engine:
         """Trains P members: keys [P] (one per member), archs with a leading [P]."""
         archs = jax.tree.map(jnp.asarray, archs)
         P = int(archs.depth.shape[0])
-        return self._executor("train", P)((keys, archs), (self.data,))
+        ex = self._executor("train", P)
+        out = ex((keys, archs), (self.data,))
+        self.last_seconds = ex.last_seconds
+        return out
 
     def evaluate(self, params: dict, archs: Arch, eval_set: metrics_lib.EvalSet) -> dict:
         """Metrics of trained members on any eval set (e.g. test): name -> [P, len(ks)]."""

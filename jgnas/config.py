@@ -1,0 +1,279 @@
+"""Experiment configs: YAML files of sections, validated into frozen dataclasses, with overrides.
+
+A config file has the sections `data`, `space`, `train` (the screening budget used during search),
+`final` (retraining of the winners), `search` and `text`; each key maps to a field of that section's
+dataclass. An unknown section or key, or a bad value, fails with one line naming it and listing the
+valid ones. Overrides are `section.key=value` strings (the value is parsed as YAML), as given to
+`--set` on the command line. Configs are data read at the edge: nothing mutates one, and none crosses
+a jit boundary.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+import types
+import typing
+from typing import Any
+
+import yaml
+
+from jgnas.data import DataConfig
+from jgnas.features import TextConfig
+from jgnas.space import Space
+from jgnas.train import TrainConfig
+
+
+class ConfigError(ValueError):
+    """A bad config file, key or value; the message is one line."""
+
+
+@dataclasses.dataclass(frozen=True)
+class FinalConfig:
+    """Retraining after search: the top_k distinct archs (and the baseline presets) are trained with
+    the full budget over `seeds` seeds, vmapped together, early-stopped on validation, then tested once.
+    """
+
+    top_k: int = 2
+    seeds: int = 3
+    epochs: int = 60
+    eval_every: int = 5
+    patience: int = 3
+    baselines: tuple[str, ...] = ("lightgcn", "mf")
+
+    def __post_init__(self):
+        if self.top_k < 1:
+            raise ConfigError(f"final.top_k: must be >= 1, got {self.top_k}")
+        if self.seeds < 1:
+            raise ConfigError(f"final.seeds: must be >= 1, got {self.seeds}")
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchConfig:
+    """The search loop.
+
+    strategy: "random", "regularized_evolution" (alias "aging") or any evosax algorithm name.
+    strategy_kwargs: passed to the strategy factory (e.g. fitness_shaping, tournament_size).
+    population_size, generations: candidates per generation and number of generations.
+    seed: the root PRNG seed of the search (strategy, training keys).
+    chunk_size: members per vmapped chunk (null: 1 on CPU, the whole population on GPU).
+    cost: "none", "params" (parameter count) or "time" (measured train seconds): a second objective;
+      the Pareto front of (fitness, -cost) is kept, and cost_weight > 0 also penalises the fitness
+      the strategy sees by cost_weight * cost / max(cost).
+    halving_rungs, halving_eta: successive halving inside each generation: the top 1/eta of the
+      candidates are retrained with eta times the epochs, `halving_rungs` times; a promoted
+      candidate's fitness is its highest-budget score.
+    retrain_duplicates: train an arch again when it reappears (default: reuse the archived result).
+    """
+
+    strategy: str = "regularized_evolution"
+    strategy_kwargs: dict = dataclasses.field(default_factory=dict)
+    population_size: int = 16
+    generations: int = 6
+    seed: int = 0
+    chunk_size: int | None = None
+    cost: str = "none"
+    cost_weight: float = 0.0
+    halving_rungs: int = 0
+    halving_eta: int = 2
+    retrain_duplicates: bool = False
+
+    def __post_init__(self):
+        from jgnas.search import STRATEGIES
+
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(
+                f"search.strategy: {self.strategy!r} is not one of {sorted(STRATEGIES)}"
+            )
+        if self.population_size < 1:
+            raise ConfigError(f"search.population_size: must be >= 1, got {self.population_size}")
+        if self.generations < 1:
+            raise ConfigError(f"search.generations: must be >= 1, got {self.generations}")
+        if self.chunk_size is not None and self.chunk_size < 1:
+            raise ConfigError(f"search.chunk_size: must be >= 1 or null, got {self.chunk_size}")
+        if self.cost not in ("none", "params", "time"):
+            raise ConfigError(
+                f"search.cost: {self.cost!r} is not one of ['none', 'params', 'time']"
+            )
+        if self.halving_rungs < 0 or self.halving_eta < 2:
+            raise ConfigError("search.halving_rungs must be >= 0 and search.halving_eta >= 2")
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentConfig:
+    name: str = "experiment"
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    space: Space = dataclasses.field(default_factory=Space)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    final: FinalConfig = dataclasses.field(default_factory=FinalConfig)
+    search: SearchConfig = dataclasses.field(default_factory=SearchConfig)
+    text: TextConfig = dataclasses.field(default_factory=TextConfig)
+
+
+SECTIONS: dict[str, type] = {
+    "data": DataConfig,
+    "space": Space,
+    "train": TrainConfig,
+    "final": FinalConfig,
+    "search": SearchConfig,
+    "text": TextConfig,
+}
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """YAML value -> the field's type (lists -> tuples, ints -> floats); refuses the wrong kind."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(value, a, where)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0] if errors else f"{where}: bad value {value!r}")
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        args = typing.get_args(tp)
+        elem = args[0] if args else Any
+        return tuple(_coerce(v, elem, f"{where}[{i}]") for i, v in enumerate(value))
+    if origin is dict or tp is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return dict(value)
+    if tp is Any:
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    return value
+
+
+def _section(cls: type, values: dict, where: str):
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; valid keys: {sorted(fields)}")
+    kwargs = {k: _coerce(v, hints[k], f"{where}.{k}") for k, v in values.items()}
+    try:
+        return cls(**kwargs)
+    except ConfigError:
+        raise
+    except (ValueError, TypeError) as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ConfigError(msg if msg.startswith(where) else f"{where}: {msg}") from None
+
+
+def _set_path(d: dict, dotted: str, value: Any) -> None:
+    section, _, key = dotted.partition(".")
+    if not key:
+        if section == "name":
+            d["name"] = value
+            return
+        raise ConfigError(
+            f"--set {dotted}: expected section.key=value (sections: {sorted(SECTIONS)})"
+        )
+    if section not in SECTIONS:
+        raise ConfigError(
+            f"--set {dotted}: unknown section {section!r}; sections: {sorted(SECTIONS)}"
+        )
+    d.setdefault(section, {})
+    d[section] = dict(d[section] or {})
+    d[section][key] = value
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """`search.population_size=64` -> ("search.population_size", 64) (the value is YAML)."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected section.key=value")
+    key, _, raw = text.partition("=")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value
+
+
+def from_dict(
+    d: dict, overrides: typing.Sequence[str] = (), where: str = "config"
+) -> ExperimentConfig:
+    """A mapping (a parsed YAML file) plus `section.key=value` overrides -> ExperimentConfig."""
+    d = dict(d or {})
+    for text in overrides:
+        _set_path(d, *parse_override(text))
+    unknown = sorted(set(d) - set(SECTIONS) - {"name"})
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown section(s) {unknown}; valid: {sorted([*SECTIONS, 'name'])}"
+        )
+    kwargs: dict[str, Any] = {"name": str(d.get("name", "experiment"))}
+    for name, cls in SECTIONS.items():
+        values = d.get(name) or {}
+        if not isinstance(values, dict):
+            raise ConfigError(f"{where}: section {name!r} must be a mapping")
+        kwargs[name] = _section(cls, values, name)
+    space = kwargs["space"]
+    if space.text != kwargs["text"].enabled:
+        kwargs["space"] = dataclasses.replace(space, text=kwargs["text"].enabled)
+    for preset in kwargs["final"].baselines:
+        try:
+            kwargs["space"].preset(preset)
+        except ValueError as e:
+            raise ConfigError(f"final.baselines: {e}") from None
+    return ExperimentConfig(**kwargs)
+
+
+def load(path: str | pathlib.Path | None, overrides: typing.Sequence[str] = ()) -> ExperimentConfig:
+    """Reads a YAML experiment config (None: all defaults) and applies overrides."""
+    if path is None:
+        return from_dict({}, overrides)
+    p = pathlib.Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: no such config file")
+    try:
+        d = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{p}{line}: not valid YAML ({getattr(e, 'problem', e)})") from None
+    if not isinstance(d, dict):
+        raise ConfigError(f"{p}: the top level must be a mapping of sections")
+    return from_dict(d, overrides, where=str(p))
+
+
+def to_dict(cfg: ExperimentConfig) -> dict:
+    """The resolved config as plain data (tuples become lists), for `config.yaml` in a run dir."""
+
+    def plain(v):
+        if isinstance(v, tuple):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+
+    out: dict[str, Any] = {"name": cfg.name}
+    for name in SECTIONS:
+        section = getattr(cfg, name)
+        out[name] = {
+            f.name: plain(getattr(section, f.name)) for f in dataclasses.fields(section) if f.init
+        }
+    return out

@@ -1,0 +1,59 @@
+"""Experiment configs: files, overrides and one-line errors."""
+
+import pytest
+
+from jgnas import config as config_lib
+from jgnas.config import ConfigError
+
+from conftest import CONFIGS
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_config_loads_and_says_how_to_run(path):
+    cfg = config_lib.load(path)
+    head = path.read_text().splitlines()[0]
+    assert head.startswith("#") and cfg.name
+    assert "jgnas" in path.read_text() or "scripts/search.py" in path.read_text()
+
+
+def test_overrides_are_typed():
+    cfg = config_lib.load(CONFIGS / "tiny.yaml", ["search.population_size=7", "space.dims=[4, 8]"])
+    assert cfg.search.population_size == 7
+    assert cfg.space.dims == (4, 8)
+
+
+def test_round_trip_through_dict():
+    cfg = config_lib.load(CONFIGS / "ml100k.yaml")
+    assert config_lib.from_dict(config_lib.to_dict(cfg)) == cfg
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["search.populaton_size=3"], "search: unknown key(s) ['populaton_size']; valid keys:"),
+        (["serch.population_size=3"], "unknown section 'serch'"),
+        (["search.population_size=abc"], "search.population_size: expected an integer"),
+        (["search.strategy=NoSuchES"], "search.strategy: 'NoSuchES' is not one of"),
+        (["train.metric=auc"], "train.metric: 'auc' is not one of"),
+        (["train.eval_every=3"], "train.eval_every: must divide train.epochs"),
+        (["space.ops=[gcn, nope]"], "space.ops: unknown op(s) ['nope']"),
+        (["data.split=weird"], "data.split"),
+        (["final.baselines=[nope]"], "final.baselines: unknown preset 'nope'"),
+        (["space.dims=16"], "space.dims: expected a list"),
+        (["population_size=3"], "expected section.key=value"),
+    ],
+)
+def test_bad_values_fail_with_one_line_naming_the_key(overrides, message):
+    with pytest.raises(ConfigError) as e:
+        config_lib.load(CONFIGS / "tiny.yaml", overrides)
+    assert message in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_bad_yaml_names_the_file_and_line(tmp_path):
+    p = tmp_path / "bad.yaml"
+    p.write_text("search:\n  population_size: [1,\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml:\d+: not valid YAML"):
+        config_lib.load(p)
+    with pytest.raises(ConfigError, match="no such config file"):
+        config_lib.load(tmp_path / "missing.yaml")
