@@ -1,11 +1,10 @@
 """Experiment configs: files, overrides and one-line errors."""
 
 import pytest
+from conftest import CONFIGS
 
 from jgnas import config as config_lib
 from jgnas.config import ConfigError
-
-from conftest import CONFIGS
 
 
 @pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)

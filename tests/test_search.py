@@ -4,11 +4,10 @@ import dataclasses
 
 import numpy as np
 import pytest
+from conftest import CONFIGS
 
 from jgnas import config as config_lib
 from jgnas.search import loop
-
-from conftest import CONFIGS
 
 TINY = CONFIGS / "tiny.yaml"
 

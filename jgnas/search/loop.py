@@ -308,7 +308,7 @@ def _train_rungs(engines, keys, archs: Arch, scfg, k_idx):
         budget[order] = engines[r].cfg.epochs
         # Promoted members report their highest-budget result (loss curves keep the first rung's).
         res = res.replace(
-            best=jax.tree.map(lambda a, b: _scatter(a, order, b), res.best, sub.best),
+            best=jax.tree.map(lambda a, b, o=order: _scatter(a, o, b), res.best, sub.best),
             best_epoch=_scatter(res.best_epoch, order, sub.best_epoch),
             failed=_scatter(res.failed, order, sub.failed),
             fitness=_scatter(res.fitness, order, sub.fitness),
