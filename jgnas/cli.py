@@ -130,17 +130,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     log = (lambda m: None) if args.quiet else _log
     cfg = _experiment(args)
-    ctx = loop.prepare(cfg, log)
     candidates = []
     for name in args.preset or ():
-        candidates.append((name, ctx.space.preset(name)))
+        candidates.append((name, cfg.space.preset(name)))
     for path in args.arch or ():
         p = pathlib.Path(path)
         if not p.is_file():
             raise data.DataError(f"{p}: no such arch file")
-        candidates.append((p.stem, ctx.space.from_json(p.read_text(), where=str(p))))
+        candidates.append((p.stem, cfg.space.from_json(p.read_text(), where=str(p))))
     if not candidates:
         raise data.DataError("train: give --preset NAME and/or --arch FILE")
+    ctx = loop.prepare(cfg, log)  # after the cheap checks: bad names fail before data loads
     f = cfg.final
     train_cfg = dataclasses.replace(
         cfg.train, epochs=f.epochs, eval_every=f.eval_every, patience=f.patience
@@ -166,6 +166,30 @@ def _cmd_train(args: argparse.Namespace) -> int:
         cells = [f"{r['test'][c]['mean']:.4f} ± {r['test'][c]['std']:.4f}" for c in cols]
         print(f"| {r['label']} ({r['describe']}) | " + " | ".join(cells) + " |")
     return 0
+
+
+def _cmd_recommend(args: argparse.Namespace) -> int:
+    from jgnas import serve
+
+    rec = serve.load(args.run_dir)
+    rows = rec.recommend(args.user, k=args.k)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"top {args.k} for user {args.user} ({rec.describe}):")
+    for r in rows:
+        print(f"{r['rank']:>3}. {r['item']:>8}  {r['score']:8.4f}  {r['title']}")
+    return 0
+
+
+def _recommend_parser(subparsers) -> None:
+    """Adds `jgnas recommend` (serve the winner of a run)."""
+    p = subparsers.add_parser("recommend", help="top-K items for a user from a run directory")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--user", required=True, help="raw user id as in the data files")
+    p.add_argument("-k", type=int, default=10)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=_cmd_recommend)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -205,6 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     _data_parser(sub)
     _search_parser(sub)
     _train_parser(sub)
+    _recommend_parser(sub)
     return parser
 
 
