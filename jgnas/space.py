@@ -180,9 +180,10 @@ class Space:
         return np.concatenate([a.depth[:, None], layer, rest], axis=1).astype(np.int32)
 
     def encode(self, arch: Arch) -> np.ndarray:
-        """Arch -> genomes [P, G] at the bin centres, so that decode(encode(a)) == a."""
+        """Arch -> genomes [P, G] (or [G] for one arch) at the bin centres: decode(encode(a)) == a."""
         sizes = np.asarray(self.gene_sizes, np.float32)
-        return ((self.indices(arch) + 0.5) / sizes).astype(np.float32)
+        out = ((self.indices(arch) + 0.5) / sizes).astype(np.float32)
+        return out if _is_batched(arch) else out[0]
 
     def canonical(self, arch: Arch) -> Arch:
         """Zeroes the genes that have no effect (inactive layers, combine and dropout at depth 0,

@@ -195,7 +195,12 @@ def make_train(cfg: TrainConfig, space: Space, mode: str = "switch") -> Callable
             loss, grads = jax.value_and_grad(loss_fn)(params, arch, data.inputs, batch, key_drop)
             updates, new_opt_state = opt.update(grads, opt_state)
             new_params = jax.tree.map(lambda p, u: p - arch.lr * u, params, updates)
-            bad = ~(jnp.isfinite(loss) & jnp.isfinite(optax.tree.norm(grads)))
+            # Checked on the new parameters too: an inf/NaN update is caught in the step it happens.
+            bad = ~(
+                jnp.isfinite(loss)
+                & jnp.isfinite(optax.tree.norm(grads))
+                & jnp.isfinite(optax.tree.norm(new_params))
+            )
             failed = failed | bad
             frozen = failed | stopped
             params = _where(frozen, params, new_params)
