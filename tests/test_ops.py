@@ -11,7 +11,7 @@ from jgnas import model as model_lib
 from jgnas.graph import build
 from jgnas.ops import OPS, OpContext, init_layer_params, register, segment_spmm, spmm
 from jgnas.ops.builtin import GAT_HEADS
-from jgnas.space import Space, stack, take
+from jgnas.space import Space, stack
 from jgnas.train import Engine, TrainConfig, make_data
 
 D = 6
