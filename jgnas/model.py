@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
 from jgnas.graph import Graph
@@ -118,15 +119,16 @@ def propagate(
     mask = (jnp.arange(d) < arch.dim).astype(jnp.float32)
     id_in = params["emb"]
     text_in = inputs.text @ params["text_proj"]
+    # Cheap choices are selected, not switched: a conditional costs more than a few elementwise ops.
+    cheap = "select" if mode == "switch" else mode
     h0 = choose(
-        mode, _static(arch.features), [lambda: id_in, lambda: text_in, lambda: id_in + text_in]
+        cheap, _static(arch.features), [lambda: id_in, lambda: text_in, lambda: id_in + text_in]
     )
     h0 = h0 * mask
     op_fns = [OPS[name].fn for name in space.ops]
     keep = 1.0 - arch.dropout
 
-    def layer(l: int, h: jax.Array) -> jax.Array:
-        p = jax.tree.map(lambda x: x[l], params["layers"])
+    def layer(l, h, p, op, transform, act, residual):
         x = h
         if key is not None:
 
@@ -134,32 +136,45 @@ def propagate(
                 bits = jax.random.bernoulli(jax.random.fold_in(key, l), keep, h.shape)
                 return jnp.where(bits, h / keep, 0.0)
 
-            if mode == "switch" or not isinstance(arch.dropout, jax.Array):
+            if isinstance(arch.dropout, (float, np.floating)):
+                x = drop(h) if arch.dropout > 0 else h
+            elif mode == "switch":
                 # Drawing the bits is not free on CPU: skip it for the (common) rate 0.
                 x = jax.lax.cond(arch.dropout > 0, drop, lambda h: h, h)
             else:
                 x = drop(h)
-        ctx = OpContext(inputs.graph, p["w"], arch.transform[l] > 0, mask, spmm_fn)
+        ctx = OpContext(inputs.graph, p["w"], transform > 0, mask, spmm_fn)
         branches = [lambda x, p, f=f: f(ctx, x, p) for f in op_fns]
-        out = choose(mode, _static(arch.op[l]), branches, x, p)
-        out = choose(mode, _static(arch.act[l]), ACTIVATION_FNS, out)
-        out = jnp.where(arch.residual[l] > 0, out + h, out)
+        out = choose(mode, _static(op), branches, x, p)
+        out = choose(cheap, _static(act), ACTIVATION_FNS, out)
+        out = jnp.where(residual > 0, out + h, out)
         return out * mask
 
-    hs = [h0]
-    h = h0
     depth = _static(arch.depth)
-    for l in range(L):
-        if isinstance(depth, int):
+    genes = (arch.op, arch.transform, arch.act, arch.residual)
+    if isinstance(depth, int):  # a static arch: plain Python, only the active layers exist
+        hs = [h0]
+        for l in range(L):
             if l < depth:
-                h = layer(l, h)
-        elif mode == "switch":
-            h = jax.lax.cond(l < depth, lambda h, l=l: layer(l, h), lambda h: h, h)
-        else:
-            h = jnp.where(l < depth, layer(l, h), h)
-        hs.append(h)
+                p = jax.tree.map(lambda x, l=l: x[l], params["layers"])
+                hs.append(layer(l, hs[-1], p, *(g[l] for g in genes)))
+            else:
+                hs.append(hs[-1])
+        stacked = jnp.stack(hs)  # [L+1, N, d]
+    else:
+        # One compiled layer body, scanned over the layers (compile time does not grow with L).
+        def body(h, xs):
+            l, p, *g = xs
+            if mode == "switch":
+                new = jax.lax.cond(l < depth, lambda h: layer(l, h, p, *g), lambda h: h, h)
+            else:
+                new = jnp.where(l < depth, layer(l, h, p, *g), h)
+            return new, new
 
-    stacked = jnp.stack(hs)  # [L+1, N, d]
+        xs = (jnp.arange(L), params["layers"], *(jnp.asarray(g) for g in genes))
+        _, hs = jax.lax.scan(body, h0, xs)
+        stacked = jnp.concatenate([h0[None], hs])  # [L+1, N, d]
+
     active = jnp.arange(L + 1) <= arch.depth  # layers 0..depth take part
     depth_f = jnp.asarray(arch.depth, jnp.float32)
 

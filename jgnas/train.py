@@ -101,8 +101,10 @@ class TrainResult:
     """One member's result (a population adds a leading [P] axis to every field).
 
     params: the parameters at the best validation evaluation.
-    loss: mean BPR loss per epoch [epochs] (NaN from the step a member failed).
-    valid: metric name -> [rounds, len(ks)] validation metrics at each evaluation.
+    loss: mean BPR loss per epoch [epochs] (NaN from the step a member failed, and for the epochs
+      not run after early stopping).
+    valid: metric name -> [rounds, len(ks)] validation metrics at each evaluation (NaN for rounds
+      not run after early stopping or failure).
     best: metric name -> [len(ks)] validation metrics at the best evaluation.
     best_epoch: epochs trained at the best evaluation. failed: the loss became NaN/inf.
     fitness: best[metric][metric_k], or -inf when failed.
@@ -207,55 +209,62 @@ def make_train(cfg: TrainConfig, space: Space, mode: str = "switch") -> Callable
             opt_state = _where(frozen, opt_state, new_opt_state)
             return (params, opt_state, failed, stopped), jnp.where(failed, jnp.nan, loss)
 
-        def round_(carry, r):
-            params, opt_state, failed, stopped, best_params, best_score, best_epoch, since = carry
+        n_rounds = cfg.rounds
+        m_shape = jax.eval_shape(evaluate, params, arch, data)
+        nan = functools.partial(jnp.full, fill_value=jnp.nan, dtype=jnp.float32)
+
+        def round_(c):
+            r = c["round"]
             step_ids = r * every * steps + jnp.arange(every * steps)
-            (params, opt_state, failed, stopped_now), losses = jax.lax.scan(
-                step, (params, opt_state, failed, stopped), step_ids
+            (params, opt_state, failed, _), losses = jax.lax.scan(
+                step, (c["params"], c["opt_state"], c["failed"], jnp.asarray(False)), step_ids
             )
             m = evaluate(params, arch, data)
             score = jnp.where(failed, -jnp.inf, m[cfg.metric][k_idx])
-            improved = (score > best_score) & ~stopped
-            best_params = _where(improved, params, best_params)
-            best_epoch = jnp.where(improved, (r + 1) * every, best_epoch)
-            best_score = jnp.where(improved, score, best_score)
-            since = jnp.where(improved, 0, since + 1)
-            if cfg.patience:
-                stopped_now = stopped_now | (since >= cfg.patience)
-            carry = (
-                params,
-                opt_state,
-                failed,
-                stopped_now,
-                best_params,
-                best_score,
-                best_epoch,
-                since,
-            )
-            return carry, (losses.reshape(every, steps).mean(axis=1), m, score)
+            improved = score > c["best_score"]
+            since = jnp.where(improved, 0, c["since"] + 1)
+            return {
+                "round": r + 1,
+                "params": params,
+                "opt_state": opt_state,
+                "failed": failed,
+                "stopped": failed | ((since >= cfg.patience) if cfg.patience else False),
+                "best_params": _where(improved, params, c["best_params"]),
+                "best_score": jnp.where(improved, score, c["best_score"]),
+                "best_epoch": jnp.where(improved, (r + 1) * every, c["best_epoch"]),
+                "since": since,
+                "loss": c["loss"].at[r].set(losses.reshape(every, steps).mean(axis=1)),
+                "valid": jax.tree.map(lambda h, v: h.at[r].set(v), c["valid"], m),
+                "score": c["score"].at[r].set(score),
+            }
 
-        init = (
-            params,
-            opt_state,
-            jnp.asarray(False),
-            jnp.asarray(False),
-            params,
-            jnp.asarray(-jnp.inf, jnp.float32),
-            jnp.asarray(0, jnp.int32),
-            jnp.asarray(0, jnp.int32),
-        )
-        carry, (losses, history, scores) = jax.lax.scan(round_, init, jnp.arange(cfg.rounds))
-        _, _, failed, _, best_params, best_score, best_epoch, _ = carry
-        best_round = jnp.argmax(scores)
-        best = {k: v[best_round] for k, v in history.items()}
+        init = {
+            "round": jnp.asarray(0, jnp.int32),
+            "params": params,
+            "opt_state": opt_state,
+            "failed": jnp.asarray(False),
+            "stopped": jnp.asarray(False),
+            "best_params": params,
+            "best_score": jnp.asarray(-jnp.inf, jnp.float32),
+            "best_epoch": jnp.asarray(0, jnp.int32),
+            "since": jnp.asarray(0, jnp.int32),
+            "loss": nan((n_rounds, every)),
+            "valid": jax.tree.map(lambda s: nan((n_rounds, *s.shape)), m_shape),
+            "score": jnp.full((n_rounds,), -jnp.inf, jnp.float32),
+        }
+        # A while loop, not a scan: early stopping (and failure) really ends the training. Under
+        # vmap the loop runs while any member is active and keeps the finished members unchanged.
+        c = jax.lax.while_loop(lambda c: (c["round"] < n_rounds) & ~c["stopped"], round_, init)
+        best_round = jnp.argmax(c["score"])
+        best = {k: v[best_round] for k, v in c["valid"].items()}
         return TrainResult(
-            params=best_params,
-            loss=losses.reshape(-1),
-            valid=history,
+            params=c["best_params"],
+            loss=c["loss"].reshape(-1),
+            valid=c["valid"],
             best=best,
-            best_epoch=best_epoch,
-            failed=failed,
-            fitness=jnp.where(failed, -jnp.inf, best_score),
+            best_epoch=c["best_epoch"],
+            failed=c["failed"],
+            fitness=jnp.where(c["failed"], -jnp.inf, c["best_score"]),
         )
 
     return train
