@@ -112,7 +112,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
         cfg = _experiment(args)
         run_dir = _run_dir(args, cfg.name)
     try:
-        loop.run(cfg, run_dir, resume=bool(args.resume), log=log)
+        loop.run(cfg, run_dir, resume=bool(args.resume), log=log, progress=not args.quiet)
     except KeyboardInterrupt:
         print(
             f"interrupted; the last finished generation is checkpointed. Resume with: "

@@ -382,6 +382,7 @@ class Engine:
         self._devices = devices
         self._executors: dict[tuple[str, int], Executor] = {}
         self.last_seconds = np.zeros(0)  # per-member wall seconds of the last `train`
+        self.on_progress: Callable[[int, int], None] | None = None  # (members done, total)
 
     def _executor(self, what: str, P: int) -> Executor:
         c = min(self.chunk_size or default_chunk_size(P), P) if P else 1
@@ -403,7 +404,9 @@ class Engine:
                     self._devices,
                 )
             self._executors[(what, c)] = ex
-        return self._executors[(what, c)]
+        ex = self._executors[(what, c)]
+        ex.on_chunk = self.on_progress
+        return ex
 
     def train(self, keys: jax.Array, archs: Arch) -> TrainResult:
         """Trains P members: keys [P] (one per member), archs with a leading [P]."""

@@ -162,6 +162,7 @@ def search(
     resume: bool = False,
     log: Log = _stderr,
     on_generation: Callable[[int], None] | None = None,
+    progress: bool = False,
 ) -> list[dict]:
     """Runs (or resumes) the search; returns the archive, one record per evaluated candidate.
 
@@ -172,6 +173,7 @@ def search(
       log: a line logger (stderr by default).
       on_generation: called after each generation's checkpoint with the generation index (tests use
         it to interrupt a search).
+      progress: draw a progress bar of the candidates trained, on stderr (a terminal only).
     """
     cfg, space = ctx.cfg, ctx.space
     scfg = cfg.search
@@ -191,6 +193,9 @@ def search(
         )
         for r in range(scfg.halving_rungs + 1)
     }
+    if progress:
+        for engine in engines.values():
+            engine.on_progress = _progress_bar
     ks, k_idx = cfg.train.ks, cfg.train.ks.index(cfg.train.metric_k)
     fitness_name = f"{cfg.train.metric}@{cfg.train.metric_k}"
 
@@ -283,6 +288,18 @@ def search(
         if on_generation is not None:
             on_generation(g)
     return archive
+
+
+def _progress_bar(done: int, total: int) -> None:
+    width = 30
+    fill = int(width * done / max(total, 1))
+    end = "\n" if done >= total else ""
+    print(
+        f"\r  [{'#' * fill}{'.' * (width - fill)}] {done}/{total}",
+        end=end,
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def _cost(record: dict, kind: str) -> float:
@@ -427,6 +444,7 @@ def run(
     resume: bool = False,
     log: Log = _stderr,
     on_generation: Callable[[int], None] | None = None,
+    progress: bool = True,
 ) -> dict:
     """Search, retrain the winners and the baselines, test once, write the run directory.
 
@@ -444,7 +462,14 @@ def run(
         )
     ctx = prepare(cfg, log)
     t0 = time.perf_counter()
-    archive = search(ctx, run_dir, resume=resume, log=log, on_generation=on_generation)
+    archive = search(
+        ctx,
+        run_dir,
+        resume=resume,
+        log=log,
+        on_generation=on_generation,
+        progress=progress and sys.stderr.isatty(),
+    )
     t_search = time.perf_counter() - t0
 
     fcfg = cfg.final
