@@ -96,30 +96,6 @@ class TextConfig:
         if not _is_int(self.batch_size) or self.batch_size < 1:
             raise DataError(f"text.batch_size: must be a positive integer, got {self.batch_size!r}")
 
-    @classmethod
-    def from_dict(cls, d: dict) -> TextConfig:
-        """Builds a config from the `text:` mapping of an experiment config, refusing unknown keys.
-
-        Args:
-          d: key -> value.
-
-        Returns:
-          The validated config.
-        """
-        if not isinstance(d, dict):
-            raise DataError(f"text: must be a mapping, got {type(d).__name__}")
-        names = [f.name for f in dataclasses.fields(cls)]
-        bad = sorted(set(d) - set(names))
-        if bad:
-            raise DataError(
-                f"text: unknown key(s) {', '.join(map(str, bad))}; valid keys: {', '.join(names)}"
-            )
-        return cls(**d)
-
-    def to_dict(self) -> dict:
-        """The config as a JSON-ready dict."""
-        return dataclasses.asdict(self)
-
 
 def _counting(encoder: text_lib.Encoder) -> tuple[text_lib.Encoder, list[int]]:
     """The encoder with a forward that also records how many real sentences each call encodes.

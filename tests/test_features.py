@@ -178,11 +178,20 @@ def test_text_config_validation(kwargs, pattern):
 
 
 def test_text_config_from_dict():
-    cfg = TextConfig.from_dict({"enabled": True, "user_template": None, "batch_size": 8})
+    # The `text:` section goes through the experiment config parser (one mechanism for all sections).
+    from jgnas import config as config_lib
+
+    section = {"enabled": True, "user_template": None, "batch_size": 8}
+    cfg = config_lib.from_dict({"text": section}).text
     assert cfg == TextConfig(enabled=True, user_template=None, batch_size=8)
-    assert TextConfig.from_dict(cfg.to_dict()) == cfg
-    with pytest.raises(DataError, match=r"unknown key\(s\) model;.*valid keys: enabled"):
-        TextConfig.from_dict({"model": "x"})
+    assert (
+        config_lib.from_dict(config_lib.to_dict(config_lib.from_dict({"text": section}))).text
+        == cfg
+    )
+    with pytest.raises(
+        ValueError, match=r"text: unknown key\(s\) \['model'\];.*valid keys: .*'enabled'"
+    ):
+        config_lib.from_dict({"text": {"model": "x"}})
 
 
 # ---- the features gene in the model -------------------------------------------------------------

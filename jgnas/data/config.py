@@ -144,24 +144,6 @@ class DataConfig:
         if self.synthetic_alpha < 0:
             raise DataError(f"data.synthetic_alpha: {self.synthetic_alpha} must be >= 0")
 
-    @classmethod
-    def from_dict(cls, d: dict) -> DataConfig:
-        """Builds a config from a plain mapping, refusing unknown keys.
-
-        Args:
-          d: key -> value, e.g. the `data:` section of a YAML experiment config.
-
-        Returns:
-          The validated config.
-        """
-        names = [f.name for f in dataclasses.fields(cls)]
-        bad = sorted(set(d) - set(names))
-        if bad:
-            raise DataError(
-                f"data: unknown key(s) {', '.join(bad)}; valid keys: {', '.join(names)}"
-            )
-        return cls(**d)
-
     def to_dict(self) -> dict:
         """The config as a JSON-ready dict (tuples become lists)."""
         return {
