@@ -1,20 +1,19 @@
 """jgnas.features: the node text matrix (order, cache), TextConfig validation, the `features` gene
 in the model (id | text | id+text, cold items), and the cold-start evaluation sets.
 
-Uses a tiny random BERT checkpoint (with the MiniLM tokenizer) so nothing large is loaded.
+Uses the tiny random BERT folder of text_utils (its own small WordPiece tokenizer), so nothing
+large is loaded and the MiniLM wheel is not needed.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import shutil
 from pathlib import Path
 
 import jax
 import numpy as np
 import pytest
-from safetensors.numpy import save_file
+from text_utils import TINY, counting, write_model
 
 from jgnas import model as model_lib
 from jgnas.data import DataConfig, load
@@ -29,47 +28,13 @@ from jgnas.features import (
 )
 from jgnas.sampler import sample_bpr
 from jgnas.space import FEATURES, Space, stack
-from jgnas.text import default_model_path, encode, load_encoder, render, user_features_for_text
+from jgnas.text import encode, load_encoder, render, user_features_for_text
 from jgnas.train import Engine, TrainConfig, make_data
-
-TINY = {
-    "model_type": "bert",
-    "vocab_size": 30522,  # the copied MiniLM tokenizer's vocabulary
-    "hidden_size": 16,
-    "num_hidden_layers": 1,
-    "num_attention_heads": 2,
-    "intermediate_size": 32,
-    "max_position_embeddings": 64,
-    "type_vocab_size": 2,
-}
 
 
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory) -> Path:
-    """A random BERT folder in Hugging Face format (HF key names, torch [out, in] layout)."""
-    folder = tmp_path_factory.mktemp("tiny_bert")
-    rng = np.random.default_rng(0)
-    d, f = TINY["hidden_size"], TINY["intermediate_size"]
-    r = lambda *shape: rng.normal(0.0, 0.3, shape).astype(np.float32)
-    sd = {
-        "embeddings.word_embeddings.weight": r(TINY["vocab_size"], d),
-        "embeddings.position_embeddings.weight": r(TINY["max_position_embeddings"], d),
-        "embeddings.token_type_embeddings.weight": r(TINY["type_vocab_size"], d),
-        "embeddings.LayerNorm.weight": 1.0 + r(d),
-        "embeddings.LayerNorm.bias": r(d),
-    }
-    p = "encoder.layer.0."
-    for name in ("attention.self.query", "attention.self.key", "attention.self.value"):
-        sd[p + name + ".weight"], sd[p + name + ".bias"] = r(d, d), r(d)
-    sd[p + "attention.output.dense.weight"], sd[p + "attention.output.dense.bias"] = r(d, d), r(d)
-    sd[p + "intermediate.dense.weight"], sd[p + "intermediate.dense.bias"] = r(f, d), r(f)
-    sd[p + "output.dense.weight"], sd[p + "output.dense.bias"] = r(d, f), r(d)
-    for name in ("attention.output.LayerNorm", "output.LayerNorm"):
-        sd[p + name + ".weight"], sd[p + name + ".bias"] = 1.0 + r(d), r(d)
-    (folder / "config.json").write_text(json.dumps(TINY))
-    save_file(sd, str(folder / "model.safetensors"))
-    shutil.copy(default_model_path() / "tokenizer.json", folder / "tokenizer.json")
-    return folder
+    return write_model(tmp_path_factory.mktemp("tiny_bert"), TINY)
 
 
 @pytest.fixture(scope="module")
@@ -114,22 +79,12 @@ def _featured_dataset() -> Dataset:
 # ---- node_text_matrix ---------------------------------------------------------------------------
 
 
-def _counting(enc):
-    calls = []
-
-    def forward(params, ids, type_ids, mask):
-        calls.append(int(np.asarray(mask).any(1).sum()))
-        return enc.forward_fn(params, ids, type_ids, mask)
-
-    return dataclasses.replace(enc, forward_fn=forward), calls
-
-
 def test_node_text_matrix_order_and_cache(tiny, tiny_dir, tmp_path):
     ds = _featured_dataset()
     cfg = TextConfig(enabled=True, model_path=str(tiny_dir), cache_dir=str(tmp_path))
     logs: list[str] = []
     mat = node_text_matrix(ds, cfg, log=logs.append)
-    assert mat.shape == (3 + 4, 16) and mat.dtype == np.float32
+    assert mat.shape == (3 + 4, TINY["hidden_size"]) and mat.dtype == np.float32
     user_texts = render(cfg.user_template, user_features_for_text(ds.user_features), 3)
     item_texts = render(cfg.item_template, ds.item_features, 4)
     assert user_texts[0] == "A 24-year-old man. Occupation: writer."
@@ -140,7 +95,7 @@ def test_node_text_matrix_order_and_cache(tiny, tiny_dir, tmp_path):
     np.testing.assert_array_equal(mat[4], mat[6])  # items 1 and 3 share a text
     assert "6 distinct: 6 encoded, 0 from the cache" in logs[0]
 
-    enc, calls = _counting(tiny)
+    enc, calls = counting(tiny)
     again = node_text_matrix(ds, cfg, log=logs.append, encoder=enc)
     assert calls == []  # everything came from the on-disk cache
     assert "6 distinct: 0 encoded, 6 from the cache" in logs[1]

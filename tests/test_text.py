@@ -1,5 +1,6 @@
 """jgnas.text on a tiny random BERT checkpoint: config-only sizes, weight mapping against a NumPy
-forward, padding invariance, loader errors, templates and the on-disk cache. No torch, no 90 MB."""
+forward, padding invariance, loader errors, templates and the on-disk cache. No torch, no 90 MB:
+the folder, tokenizer included, is written by text_utils (only test_text_minilm.py needs MiniLM)."""
 
 from __future__ import annotations
 
@@ -14,12 +15,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from safetensors.numpy import load_file, save_file
+from text_utils import TINY, VOCAB, counting, write_model, write_sentence_transformers_head
 
 from jgnas.data.types import DataError, Dataset, Interactions
 from jgnas.text import (
     ITEM_TEMPLATE,
     USER_TEMPLATE,
-    default_model_path,
     encode,
     encode_cached,
     load_encoder,
@@ -29,63 +30,10 @@ from jgnas.text import (
 )
 from jgnas.text.encoding import buckets_for, tokenize
 
-TINY = {
-    "model_type": "bert",
-    "architectures": ["BertModel"],
-    "vocab_size": 30522,  # the copied MiniLM tokenizer's vocabulary
-    "hidden_size": 32,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 4,
-    "intermediate_size": 48,
-    "max_position_embeddings": 64,
-    "type_vocab_size": 2,
-    "layer_norm_eps": 1e-12,
-    "hidden_act": "gelu",
-    "pad_token_id": 0,
-}
-
-
-def _random_state_dict(cfg: dict, seed: int = 0) -> dict[str, np.ndarray]:
-    """HF BertModel keys with the "bert." prefix, plus keys the loader must ignore."""
-    rng = np.random.default_rng(seed)
-    d, f = cfg["hidden_size"], cfg["intermediate_size"]
-    r = lambda *shape: rng.normal(0.0, 0.3, shape).astype(np.float32)
-    sd = {
-        "embeddings.word_embeddings.weight": r(cfg["vocab_size"], d),
-        "embeddings.position_embeddings.weight": r(cfg["max_position_embeddings"], d),
-        "embeddings.token_type_embeddings.weight": r(cfg["type_vocab_size"], d),
-        "embeddings.LayerNorm.weight": 1.0 + r(d),
-        "embeddings.LayerNorm.bias": r(d),
-        "embeddings.position_ids": np.arange(cfg["max_position_embeddings"])[None],
-        "pooler.dense.weight": r(d, d),
-        "pooler.dense.bias": r(d),
-    }
-    for i in range(cfg["num_hidden_layers"]):
-        p = f"encoder.layer.{i}."
-        for name in ("attention.self.query", "attention.self.key", "attention.self.value"):
-            sd[p + name + ".weight"], sd[p + name + ".bias"] = r(d, d), r(d)
-        sd[p + "attention.output.dense.weight"], sd[p + "attention.output.dense.bias"] = (
-            r(d, d),
-            r(d),
-        )
-        sd[p + "intermediate.dense.weight"], sd[p + "intermediate.dense.bias"] = r(f, d), r(f)
-        sd[p + "output.dense.weight"], sd[p + "output.dense.bias"] = r(d, f), r(d)
-        for name in ("attention.output.LayerNorm", "output.LayerNorm"):
-            sd[p + name + ".weight"], sd[p + name + ".bias"] = 1.0 + r(d), r(d)
-    return {"bert." + k: v for k, v in sd.items()}
-
-
-def _write_model(folder: Path, cfg: dict, sd: dict[str, np.ndarray] | None = None) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "config.json").write_text(json.dumps(cfg))
-    save_file(sd if sd is not None else _random_state_dict(cfg), str(folder / "model.safetensors"))
-    shutil.copy(default_model_path() / "tokenizer.json", folder / "tokenizer.json")
-    return folder
-
 
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory) -> Path:
-    return _write_model(tmp_path_factory.mktemp("tiny"), TINY)
+    return write_model(tmp_path_factory.mktemp("tiny"), TINY)
 
 
 @pytest.fixture(scope="module")
@@ -132,6 +80,18 @@ def _numpy_bert(sd: dict[str, np.ndarray], cfg: dict, ids: list[int]) -> np.ndar
     return h.mean(0)
 
 
+def test_tiny_tokenizer_is_wordpiece_and_loader_replaces_its_limits(tiny):
+    # As MiniLM's: lowercase, accents stripped, ## continuations, [UNK] for pieceless characters.
+    ((ids, type_ids),) = tokenize(tiny, ["Amélie 千🎬"])
+    assert " ".join(VOCAB[i] for i in ids) == "[CLS] a ##m ##el ##ie [UNK] [UNK] [SEP]"
+    assert type_ids == [0] * len(ids)
+    assert tokenize(tiny, ["AMELIE 千🎬"])[0][0] == ids
+    assert tokenize(tiny, [""])[0][0] == [VOCAB.index("[CLS]"), VOCAB.index("[SEP]")]
+    # tokenizer.json pads and truncates to 32: the loader drops both for max_position_embeddings.
+    assert len(tokenize(tiny, ["word " * 100])[0][0]) == 64
+    assert len(tokenize(tiny, ["word"])[0][0]) == 3
+
+
 def test_sizes_come_from_config_alone(tiny):
     assert tiny.dim == 32 and tiny.config.num_hidden_layers == 2
     # No sentence-transformers files: mean pooling, no normalisation, max_position_embeddings.
@@ -175,22 +135,22 @@ def test_only_bucket_shapes_compile(tiny_dir):
     assert enc.forward_fn._cache_size() == n_shapes
 
 
-def test_max_length_truncates(tiny_dir):
+def test_max_length_truncates(tiny, tiny_dir):
+    texts = ["alpha beta gamma delta epsilon", "alpha beta gamma delta zeta eta"]
+    assert all(len(ids) > 6 for ids, _ in tokenize(tiny, texts))  # so truncation does cut them
+    assert not np.allclose(*encode(tiny, texts), atol=1e-3)
     enc = load_encoder(tiny_dir, max_length=6)
-    a, b = encode(enc, ["alpha beta gamma delta epsilon", "alpha beta gamma delta zeta eta"])
+    a, b = encode(enc, texts)
     assert len(tokenize(enc, ["a " * 50])[0][0]) == 6
     # Both keep [CLS] + 4 identical word pieces + [SEP] after truncation.
-    assert all(len(ids) == 6 for ids, _ in tokenize(enc, ["alpha beta gamma delta epsilon"]))
+    assert all(len(ids) == 6 for ids, _ in tokenize(enc, texts))
     np.testing.assert_allclose(a, b, atol=1e-6)
 
 
 def test_sentence_transformers_head_is_read(tiny_dir, tmp_path):
     folder = Path(shutil.copytree(tiny_dir, tmp_path / "st"))
-    shutil.copy(default_model_path() / "modules.json", folder / "modules.json")
-    (folder / "sentence_bert_config.json").write_text('{"max_seq_length": 20}')
-    (folder / "1_Pooling").mkdir()
     pool = {"word_embedding_dimension": 32, "pooling_mode_cls_token": True}
-    (folder / "1_Pooling" / "config.json").write_text(json.dumps(pool))
+    write_sentence_transformers_head(folder, pool, max_seq_length=20)
     enc = load_encoder(folder)
     assert (enc.pooling, enc.normalize, enc.max_length) == ("cls", True, 20)
     np.testing.assert_allclose(np.linalg.norm(encode(enc, TEXTS), axis=1), 1.0, rtol=1e-5)
@@ -230,8 +190,9 @@ def test_shape_mismatch_names_key(tiny_dir, tmp_path):
     with pytest.raises(DataError) as err:
         load_encoder(folder)
     msg = str(err.value)
+    v = TINY["vocab_size"]
     assert (
-        "embeddings.word_embeddings.weight" in msg and "[30522, 32]" in msg and "[30522, 40]" in msg
+        "embeddings.word_embeddings.weight" in msg and f"[{v}, 32]" in msg and f"[{v}, 40]" in msg
     )
     assert "\n" not in msg
 
@@ -341,19 +302,8 @@ def test_render_refuses_wrong_length():
 # ---- cache --------------------------------------------------------------------------------
 
 
-def _counting(enc):
-    """The encoder with a forward that counts the rows it is asked to encode."""
-    calls = []
-
-    def forward(params, ids, type_ids, mask):
-        calls.append(int(np.asarray(mask).any(1).sum()))
-        return enc.forward_fn(params, ids, type_ids, mask)
-
-    return dataclasses.replace(enc, forward_fn=forward), calls
-
-
 def test_cache_hit_does_not_encode(tiny, tmp_path):
-    enc, calls = _counting(tiny)
+    enc, calls = counting(tiny)
     texts = ["a cat", "a dog", "a cat", None, ""]
     first = encode_cached(enc, texts, tmp_path, namespace="items")
     assert sum(calls) == 3  # "a cat", "a dog", "" (None and "" share a key)
@@ -372,7 +322,7 @@ def test_cache_hit_does_not_encode(tiny, tmp_path):
 
 
 def test_cache_keys_on_settings_and_survives_a_torn_shard(tiny_dir, tiny, tmp_path):
-    enc, calls = _counting(tiny)
+    enc, calls = counting(tiny)
     encode_cached(enc, ["a cat"], tmp_path)
     for shard in tmp_path.rglob("*.npz"):
         shard.write_bytes(b"torn")
@@ -381,7 +331,7 @@ def test_cache_keys_on_settings_and_survives_a_torn_shard(tiny_dir, tiny, tmp_pa
         encode_cached(enc, ["a cat"], tmp_path), encode(tiny, ["a cat"]), atol=1e-6
     )
     assert sum(calls) == 1
-    short, calls_short = _counting(load_encoder(tiny_dir, max_length=3))
+    short, calls_short = counting(load_encoder(tiny_dir, max_length=3))
     encode_cached(short, ["a cat"], tmp_path)  # truncation changes vectors: a different key
     assert sum(calls_short) == 1
 
