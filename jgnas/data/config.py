@@ -6,6 +6,7 @@ import dataclasses
 import os
 import pathlib
 
+from jgnas.data.readers import format_names
 from jgnas.data.types import DataError
 
 # Datasets the loader knows by name, with where their files come from when they are missing.
@@ -21,7 +22,6 @@ KNOWN_DATASETS: dict[str, str] = {
     "amazon-book": "place train.txt and test.txt from the LightGCN repo "
     "(github.com/gusye1234/LightGCN-PyTorch, data/amazon-book/) into {dir}",
 }
-FORMATS = ("auto", "recbole", "movielens", "lightgcn", "csv")
 SPLITS = ("ratio", "loo", "temporal", "cold_item", "presplit")
 UNKNOWN_POLICIES = ("drop", "fail")
 
@@ -29,8 +29,8 @@ UNKNOWN_POLICIES = ("drop", "fail")
 def data_dir() -> pathlib.Path:
     """Root folder for raw datasets and the processed cache.
 
-    The one place in the data package that reads the environment: `$JGNAS_DATA` if set, else
-    `~/.cache/jgnas`.
+    The one place in the library that reads `$JGNAS_DATA` (the text-vector cache lives under it
+    too): `$JGNAS_DATA` if set, else `~/.cache/jgnas`.
 
     Returns:
       The folder (not created).
@@ -54,7 +54,8 @@ class DataConfig:
       name: a known dataset (ml-100k, ml-1m, gowalla, yelp2018, amazon-book), "synthetic", or any
         label for data under `path`.
       path: folder or file holding the data; None means `data_dir() / name`.
-      format: recbole, movielens, lightgcn, csv, or auto (detected from the files present).
+      format: a registered format (built in: recbole, movielens, lightgcn, csv; see
+        `jgnas.data.readers`), or auto (detected from the files present).
       rating_threshold: keep only interactions with rating >= threshold (None keeps all).
       kcore: iteratively drop users and items with fewer than kcore interactions (0: off).
       split: ratio, loo, temporal, cold_item or presplit (see `jgnas.data.splits`).
@@ -107,7 +108,7 @@ class DataConfig:
             raise DataError(
                 f"data.name: unknown dataset {self.name!r} without data.path; use one of {allowed} or set data.path"
             )
-        _one_of("format", self.format, FORMATS)
+        _one_of("format", self.format, format_names())  # read now: plugins may have registered
         _one_of("split", self.split, SPLITS)
         _one_of("unknown", self.unknown, UNKNOWN_POLICIES)
         r = self.ratios

@@ -19,14 +19,14 @@ from pathlib import Path
 
 import numpy as np
 
+from jgnas.data import data_dir
 from jgnas.text import encoding
 from jgnas.text.loader import Encoder, checkpoint_sha256
 
 
 def default_cache_dir() -> Path:
-    """`$JGNAS_DATA/text` when JGNAS_DATA is set, else `~/.cache/jgnas/text`."""
-    root = os.environ.get("JGNAS_DATA")
-    return Path(root) / "text" if root else Path.home() / ".cache" / "jgnas" / "text"
+    """`jgnas.data.data_dir() / "text"`: `$JGNAS_DATA/text`, else `~/.cache/jgnas/text`."""
+    return data_dir() / "text"
 
 
 def _sha(text: str) -> str:
