@@ -10,13 +10,14 @@ from jax.experimental import sparse
 from jgnas import model as model_lib
 from jgnas.graph import build
 from jgnas.ops import OPS, OpContext, init_layer_params, register, segment_spmm, spmm
-from jgnas.ops.builtin import GAT_HEADS
 from jgnas.space import Space, stack
 from jgnas.train import Engine, TrainConfig, make_data
 
 D = 6
 NATIVE = "cpu_csr_sparse_dense"
-BUILTIN_OPS = tuple(OPS)  # frozen at collection: the parameterisation covers every op
+# Frozen at collection: the parameterisation covers every registered op, plugins included
+# (`python -m pytest -p my_ops tests/test_ops.py` tests the ops a module `my_ops` registers).
+REGISTERED = tuple(OPS)
 
 
 @pytest.fixture(scope="module")
@@ -164,58 +165,20 @@ def test_lowered_program_uses_native_csr(graph):
 # ---- every registered op --------------------------------------------------------------------
 
 
-def leaky(x):
-    return np.where(x > 0, x, 0.2 * x)
-
-
-def reference_op(name, ref, h, p, w, use_w, mask):
-    """Dense float64 formula of op `name` (None when there is none)."""
-    a, s, m = ref["adj"], ref["sym"], ref["mean"]
+def reference(name, ref, h, p, w, use_w, mask):
+    """The op's own dense float64 reference, from its OpSpec; an op without one fails here."""
+    spec = OPS[name]
+    if spec.reference is None:
+        pytest.fail(
+            f"op {name!r} has no dense NumPy reference: register it with "
+            f"`@register({name!r}, reference=lambda m, h, p, t: ...)`, where m holds the dense "
+            "matrices 'adj', 'sym' and 'mean', h and p are float64, and t is the layer's transform"
+        )
 
     def t(x):
         return (x @ w) * mask if use_w else x
 
-    if name == "gcn":
-        # The seed formula: Σ_j e_ij / sqrt(d_i d_j) W h_j, i.e. Â (h W).
-        return s @ t(h) if use_w else s @ h
-    if name == "lightgcn":
-        return s @ h
-    if name == "ngcf":
-        sh = s @ h
-        return t(sh) + (h * sh) @ p["w2"]
-    if name == "mean":
-        return t(m @ h)
-    if name == "sum":
-        return t((1.0 + p["eps"]) * h + a @ h)
-    if name == "max":
-        x = t(h)
-        out = np.zeros_like(x)
-        for i in range(len(x)):
-            nbrs = np.nonzero(a[i])[0]
-            if len(nbrs):
-                out[i] = x[nbrs].max(axis=0)
-        return out
-    if name == "gat":
-        x = t(h)
-        n, d = x.shape
-        heads = GAT_HEADS if d % GAT_HEADS == 0 else 1
-        xh = x.reshape(n, heads, d // heads)
-        att = p["att"].reshape(2, heads, d // heads)
-        a_src = (xh * att[0]).sum(-1)  # [N, H]
-        a_dst = (xh * att[1]).sum(-1)
-        out = np.zeros_like(xh)
-        for i in range(n):
-            nbrs = np.nonzero(a[i])[0]
-            if not len(nbrs):
-                continue
-            logits = leaky(a_src[nbrs] + a_dst[i])  # [k, H]
-            alpha = np.exp(logits - logits.max(0))
-            alpha /= alpha.sum(0)
-            out[i] = (alpha[..., None] * xh[nbrs]).sum(0)
-        return out.reshape(n, d)
-    if name == "sage":
-        return t(h) + (m @ h) @ p["w2"]
-    return None
+    return spec.reference(ref, h, p, t)
 
 
 def op_inputs(key, n, d=D):
@@ -236,7 +199,7 @@ def run_op(name, graph, h, w, p, use_w, mask, spmm_fn=spmm):
     return OPS[name].fn(ctx, h, p)
 
 
-@pytest.mark.parametrize("name", BUILTIN_OPS)
+@pytest.mark.parametrize("name", REGISTERED)
 @pytest.mark.parametrize("use_w", [True, False], ids=["W", "identity"])
 def test_op_matches_dense_formula(name, use_w, graph_case):
     g, ref = graph_case
@@ -246,18 +209,16 @@ def test_op_matches_dense_formula(name, use_w, graph_case):
     assert out.shape == (g.n_node, D) and out.dtype == jnp.float32
     assert np.all(np.isfinite(np.asarray(out)))
     p64 = {k: np.asarray(v, np.float64) for k, v in p.items()}
-    want = reference_op(
+    want = reference(
         name, ref, np.asarray(h, np.float64), p64, np.asarray(w, np.float64), use_w, np.ones(D)
     )
-    if want is None:
-        pytest.skip(f"no dense formula for op {name!r}")
     np.testing.assert_allclose(np.asarray(out), want, rtol=1e-4, atol=1e-5)
     # The jraph (gather + segment_sum) path gives the same output.
     seg = run_op(name, g, h, w, p, use_w, mask, segment_spmm)
     np.testing.assert_allclose(np.asarray(seg), np.asarray(out), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", BUILTIN_OPS)
+@pytest.mark.parametrize("name", REGISTERED)
 def test_op_mask_zeroes_transformed_columns(name, graph_case):
     # A member of dimension 4 inside 6: the transform's output is masked (as in the supernet,
     # where h is already masked on input).
@@ -267,15 +228,13 @@ def test_op_mask_zeroes_transformed_columns(name, graph_case):
     h = h * mask
     out = run_op(name, g, h, w, p, True, mask)
     p64 = {k: np.asarray(v, np.float64) for k, v in p.items()}
-    want = reference_op(
+    want = reference(
         name, ref, np.asarray(h, np.float64), p64, np.asarray(w, np.float64), True, np.asarray(mask)
     )
-    if want is None:
-        pytest.skip(f"no dense formula for op {name!r}")
     np.testing.assert_allclose(np.asarray(out), want, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", BUILTIN_OPS)
+@pytest.mark.parametrize("name", REGISTERED)
 def test_op_jit_and_isolated_node_invariance(name, dataset):
     g = build(dataset.train, dataset.n_users, dataset.n_items)
     # One more item that nobody interacted with: the last node, isolated.
@@ -334,13 +293,17 @@ def test_registered_op_is_searchable_and_trainable():
     name = "toy_scale"
     assert name not in OPS
 
-    @register(name)
+    default = Space()
+
+    @register(name, reference=lambda m, h, p, t: 2.0 * m["sym"] @ h, uses_transform=False)
     def toy_scale(ctx, h, p):
         """Twice the symmetric aggregation."""
         return 2.0 * ctx.sym(h)
 
     try:
-        assert name in Space().ops
+        # Registering changes no default space or genome layout (the built-in order is pinned).
+        assert Space() == default and name not in Space().ops
+        assert OPS[name].formula == "Twice the symmetric aggregation."
         space = Space(ops=("lightgcn", name), max_layers=1, dims=(8,))
         one = {"op": name, "transform": "identity", "act": "identity", "residual": False}
         arch_d = {
@@ -357,11 +320,15 @@ def test_registered_op_is_searchable_and_trainable():
         # Decoded from genomes, in this space and in the default one.
         decoded = space.decode(space.encode(arch))
         assert space.to_dict(decoded)["layers"][0]["op"] == name
-        full = Space()
+        full = Space(ops=(*default.ops, name))
         full_arch = full.from_dict({**arch_d, "dim": 64, "lr": 1e-3})
         full_decoded = full.decode(full.encode(full_arch))
         assert full.to_dict(full_decoded)["layers"][0]["op"] == name
         assert "toy_scale" in space.describe(arch)
+        # uses_transform=False: the transform gene is inert (canonical zeroes it, no "+W").
+        with_w = space.from_dict({**arch_d, "layers": [{**one, "transform": "linear"}]})
+        assert space.keys(with_w) == space.keys(arch)
+        assert "+W" not in space.describe(with_w)
         genomes = np.full((1, space.n_genes), 0.99, np.float32)
         genomes[0, space.gene_names.index("op0")] = 0.99  # the last op of the space
         assert space.ops[int(space.decode(genomes).op[0, 0])] == name
@@ -386,3 +353,37 @@ def test_registered_op_is_searchable_and_trainable():
     finally:
         OPS.pop(name, None)
     assert name not in Space().ops
+
+
+def test_op_without_reference_fails_with_what_to_add():
+    @register("no_ref")
+    def no_ref(ctx, h, p):
+        return ctx.sym(h)
+
+    try:
+        with pytest.raises(pytest.fail.Exception, match=r"no dense NumPy reference.*reference="):
+            reference("no_ref", {}, np.zeros((2, D)), {}, np.eye(D), False, np.ones(D))
+    finally:
+        OPS.pop("no_ref")
+
+
+@pytest.mark.parametrize("name", REGISTERED)
+def test_op_spec_is_complete_and_counts_its_weights(name):
+    spec = OPS[name]
+    assert spec.name == name and spec.formula and "\n" not in spec.formula
+    d = 8
+    own = init_layer_params((name,), jax.random.key(0), d)
+    assert spec.own_params(d) == sum(int(np.size(v)) for v in own.values())
+    assert spec.n_params(d, linear=True) == spec.own_params(d) + (
+        d * d if spec.uses_transform else 0
+    )
+    assert spec.n_params(d, linear=False) == spec.own_params(d)
+
+
+def test_builtin_order_is_pinned():
+    from jgnas.ops import BUILTIN_OPS, FAST_OPS
+
+    assert BUILTIN_OPS == ("gcn", "lightgcn", "ngcf", "mean", "sum", "max", "gat", "sage")
+    assert set(FAST_OPS) <= set(BUILTIN_OPS) and Space().ops == FAST_OPS
+    assert all(OPS[o].uses_transform for o in BUILTIN_OPS if o != "lightgcn")
+    assert not OPS["lightgcn"].uses_transform

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from typing import Protocol
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jgnas.graph import CSR, Graph
 from jgnas.ops import kernel
@@ -78,33 +80,79 @@ class OpFn(Protocol):
 
 
 InitFn = Callable[[jax.Array, int], Params]
+# reference(mats, h, p, t) -> [N, d] in float64: `mats` holds the dense float64 matrices "adj"
+# (Σ_j e_ij), "sym" (e_ij / sqrt(d_i d_j)) and "mean" (e_ij / d_i); `h` [N, d] and the op's own
+# weights `p` are float64; `t(x)` is the layer's transform (x W, masked, or x).
+ReferenceFn = Callable[[dict, np.ndarray, dict, Callable[[np.ndarray], np.ndarray]], np.ndarray]
 
 
 @dataclasses.dataclass(frozen=True)
 class OpSpec:
-    """A registered op. `init(key, d)` builds the op's own weights (beyond the shared transform)."""
+    """Everything the project knows about one op; `describe`, `Space`, the parameter counts, the
+    README's op table (`jgnas list ops`) and the registry-driven tests all read it from here.
+
+    Attributes:
+      name: the op's name in configs, decoded genomes and `describe`.
+      fn: `fn(ctx, h, p) -> [N, d]`, the pre-activation output (the layer applies σ, the residual
+        and dropout).
+      formula: one line for people, e.g. `Σ_j c_ij · W h_j`.
+      reference: a dense NumPy formula of `fn` (see `ReferenceFn`), which the tests compare against
+        on every graph case. Required by the tests: an op without one fails them.
+      init: `init(key, d) -> {name: array}`, the op's own weights beyond the shared transform.
+      uses_transform: whether `fn` applies the layer's transform gene (`ctx.transform`). When it
+        does not, the gene is inert: `Space.canonical` zeroes it and `describe` hides it.
+    """
 
     name: str
     fn: OpFn
+    formula: str = ""
+    reference: ReferenceFn | None = None
     init: InitFn | None = None
+    uses_transform: bool = True
+
+    def own_params(self, d: int) -> int:
+        """Number of the op's own weights at embedding dimension d (from `init`'s shapes)."""
+        if self.init is None:
+            return 0
+        shapes = jax.eval_shape(lambda k: self.init(k, d), jax.random.key(0))
+        return int(sum(math.prod(x.shape) for x in jax.tree.leaves(shapes)))
+
+    def n_params(self, d: int, linear: bool) -> int:
+        """Weights a layer with this op uses: the transform `W` [d, d] when the transform gene is
+        linear and the op uses it, plus the op's own weights."""
+        return (d * d if linear and self.uses_transform else 0) + self.own_params(d)
 
 
 OPS: dict[str, OpSpec] = {}
 
 
-def register(name: str, *, init: InitFn | None = None) -> Callable[[OpFn], OpFn]:
+def register(
+    name: str,
+    *,
+    formula: str = "",
+    reference: ReferenceFn | None = None,
+    init: InitFn | None = None,
+    uses_transform: bool = True,
+) -> Callable[[OpFn], OpFn]:
     """Registers `fn(ctx, h, p) -> [N, d]` (pre-activation) under `name`. Duplicates are refused.
 
     Args:
       name: the op's name in configs, genomes' decoding and `describe`.
+      formula: a one-line formula for `describe` listings and the README (default: the first line
+        of the function's docstring).
+      reference: the dense NumPy formula the tests check the op against (see `ReferenceFn`).
       init: optional `init(key, d) -> {param_name: array}` for the op's own weights. Ops may share
         a weight name (for example `w2`) when the shapes agree; a layer holds the union.
+      uses_transform: False when the op ignores the layer's transform gene.
     """
 
     def deco(fn: OpFn) -> OpFn:
         if name in OPS:
             raise ValueError(f"op {name!r} is already registered")
-        OPS[name] = OpSpec(name, fn, init)
+        doc = (fn.__doc__ or "").strip().splitlines()
+        OPS[name] = OpSpec(
+            name, fn, formula or (doc[0] if doc else ""), reference, init, uses_transform
+        )
         return fn
 
     return deco
