@@ -32,7 +32,15 @@ def _cmd_data_fetch(args: argparse.Namespace) -> int:
 
 
 def _cmd_data_info(args: argparse.Namespace) -> int:
-    summary = data.info(_data_config(args), cache_dir=args.cache_dir, cache=not args.no_cache)
+    if args.config or args.set:
+        if args.dataset:
+            raise data.DataError("data info: give DATASET_OR_PATH or --config, not both")
+        cfg = _experiment(args).data
+    elif not args.dataset:
+        raise data.DataError("data info: give DATASET_OR_PATH or --config FILE")
+    else:
+        cfg = _data_config(args)
+    summary = data.info(cfg, cache_dir=args.cache_dir, cache=not args.no_cache)
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0
@@ -64,10 +72,15 @@ def _data_parser(subparsers) -> None:
     f.add_argument("--force", action="store_true", help="fetch even if present")
     f.set_defaults(fn=_cmd_data_fetch)
     i = sub.add_parser("info", help="load a dataset and print its sizes and stats")
-    i.add_argument("dataset", metavar="DATASET_OR_PATH")
+    i.add_argument("dataset", metavar="DATASET_OR_PATH", nargs="?")
+    i.add_argument(
+        "--config", help="describe the data section of an experiment config (any format, columns)"
+    )
+    i.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="config override")
+    i.add_argument("-q", "--quiet", action="store_true", help=argparse.SUPPRESS)
     i.add_argument("--json", action="store_true", help="print JSON")
     i.add_argument("--split", default="ratio", choices=data.config.SPLITS)
-    i.add_argument("--format", default="auto", choices=data.config.FORMATS)
+    i.add_argument("--format", default="auto", help="a registered format (default: detected)")
     i.add_argument("--seed", type=int, default=0)
     i.add_argument("--kcore", type=int, default=0)
     i.add_argument("--rating-threshold", type=float, default=None)
@@ -98,7 +111,7 @@ def _run_dir(args: argparse.Namespace, name: str) -> pathlib.Path:
 
 def _cmd_search(args: argparse.Namespace) -> int:
     from jgnas import config as config_lib
-    from jgnas.search import loop
+    from jgnas import job
 
     log = (lambda m: None) if args.quiet else _log
     if args.resume:
@@ -112,7 +125,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
         cfg = _experiment(args)
         run_dir = _run_dir(args, cfg.name)
     try:
-        loop.run(cfg, run_dir, resume=bool(args.resume), log=log, progress=not args.quiet)
+        job.run(cfg, run_dir, resume=bool(args.resume), log=log, progress=not args.quiet)
     except KeyboardInterrupt:
         print(
             f"interrupted; the last finished generation is checkpointed. Resume with: "
@@ -124,9 +137,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    import dataclasses
-
-    from jgnas.search import loop
+    from jgnas import experiment, report
 
     log = (lambda m: None) if args.quiet else _log
     cfg = _experiment(args)
@@ -140,31 +151,21 @@ def _cmd_train(args: argparse.Namespace) -> int:
         candidates.append((p.stem, cfg.space.from_json(p.read_text(), where=str(p))))
     if not candidates:
         raise data.DataError("train: give --preset NAME and/or --arch FILE")
-    ctx = loop.prepare(cfg, log)  # after the cheap checks: bad names fail before data loads
-    f = cfg.final
-    train_cfg = dataclasses.replace(
-        cfg.train, epochs=f.epochs, eval_every=f.eval_every, patience=f.patience
-    )
-    rows, _ = loop.retrain_and_test(
+    ctx = experiment.prepare(cfg, log)  # after the cheap checks: bad names fail before data loads
+    retrained = experiment.retrain_and_test(
         ctx,
         candidates,
-        seeds=args.seeds or f.seeds,
-        train_cfg=train_cfg,
+        seeds=args.seeds or cfg.final.seeds,
+        train_cfg=experiment.final_train_config(cfg.train, cfg.final),
         seed=cfg.search.seed,
         chunk_size=cfg.search.chunk_size,
         log=log,
     )
-    out = {"config": cfg.name, "dataset": ctx.dataset.name, "rows": rows}
+    out = {"config": cfg.name, "dataset": ctx.dataset.name, "rows": retrained.rows}
     if args.out:
         pathlib.Path(args.out).mkdir(parents=True, exist_ok=True)
         (pathlib.Path(args.out) / "final_metrics.json").write_text(json.dumps(out, indent=2))
-    ks = cfg.train.ks
-    cols = [f"{m}@{k}" for m in ("recall", "ndcg") for k in ks]
-    print("| model | " + " | ".join(f"test {c}" for c in cols) + " |")
-    print("|---|" + "---|" * len(cols))
-    for r in rows:
-        cells = [f"{r['test'][c]['mean']:.4f} ± {r['test'][c]['std']:.4f}" for c in cols]
-        print(f"| {r['label']} ({r['describe']}) | " + " | ".join(cells) + " |")
+    print("\n".join(report.results_table(retrained.rows, cfg.train.ks)))
     return 0
 
 
@@ -192,8 +193,53 @@ def _recommend_parser(subparsers) -> None:
     p.set_defaults(fn=_cmd_recommend)
 
 
+def _cmd_config(args: argparse.Namespace) -> int:
+    import yaml
+
+    from jgnas import config as config_lib
+
+    cfg = config_lib.load(args.config, args.set or ())
+    print(yaml.safe_dump(config_lib.to_dict(cfg), sort_keys=False), end="")
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from jgnas.data.readers import FORMATS
+    from jgnas.ops import OPS
+    from jgnas.search import ALIASES, STRATEGIES
+    from jgnas.space import Space
+
+    default_ops = Space().ops
+    if args.what == "ops":
+        print("| op | formula | own weights at d | uses the transform W | default space |")
+        print("|---|---|---|---|---|")
+        for name, spec in OPS.items():
+            own = spec.own_params(64)
+            print(f"| `{name}` | {spec.formula} | {own} (d=64) | "
+                  f"{'yes' if spec.uses_transform else 'no'} | "
+                  f"{'yes' if name in default_ops else 'no'} |")  # fmt: skip
+    elif args.what == "strategies":
+        for name in STRATEGIES:
+            print(f"{name} (alias of {ALIASES[name]})" if name in ALIASES else name)
+    else:
+        for name in FORMATS:
+            print(name)
+    return 0
+
+
+def _config_parser(subparsers) -> None:
+    """Adds `jgnas config` (print a resolved config) and `jgnas list` (the registries)."""
+    p = subparsers.add_parser("config", help="print the resolved experiment config as YAML")
+    p.add_argument("--config", help="experiment YAML (default: the default job)")
+    p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override")
+    p.set_defaults(fn=_cmd_config)
+    q = subparsers.add_parser("list", help="list registered ops, strategies or data formats")
+    q.add_argument("what", choices=("ops", "strategies", "formats"))
+    q.set_defaults(fn=_cmd_list)
+
+
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", help="experiment YAML (default: built-in ml-100k CPU defaults)")
+    p.add_argument("--config", help="experiment YAML (default: the default job, ml-100k on CPU)")
     p.add_argument(
         "--set",
         action="append",
@@ -223,14 +269,36 @@ def _train_parser(subparsers) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The full parser; a new subcommand group is one more `_<name>_parser(sub)` call here."""
+    """The full parser; a new subcommand group is one more `_<name>_parser(sub)` call here.
+
+    Every command takes `--import MODULE` (repeatable): plugin modules imported before anything
+    is built, as a config's `plugins:` list is."""
     parser = argparse.ArgumentParser(prog="jgnas", description=__doc__)
     sub = parser.add_subparsers(dest="cmd", required=True)
     _data_parser(sub)
     _search_parser(sub)
     _train_parser(sub)
     _recommend_parser(sub)
+    _config_parser(sub)
+    for p in _all_parsers(parser):
+        p.add_argument(
+            "--import",
+            dest="imports",
+            action="append",
+            metavar="MODULE",
+            help="import a plugin module (ops, strategies, data formats) first; repeatable",
+        )
     return parser
+
+
+def _all_parsers(parser: argparse.ArgumentParser):
+    """The leaf subcommand parsers (those that run a command)."""
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        yield parser
+        return
+    for child in dict.fromkeys(subs[0].choices.values()):
+        yield from _all_parsers(child)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -241,6 +309,9 @@ def main(argv: list[str] | None = None) -> int:
     """
     args = build_parser().parse_args(argv)
     try:
+        from jgnas import plugins
+
+        plugins.import_all(args.imports or ())
         return args.fn(args)
     except (ValueError, FileNotFoundError) as e:  # DataError, ConfigError and bad values
         print(f"error: {e}", file=sys.stderr)

@@ -2,7 +2,9 @@
 
 A config file has the sections `data`, `space`, `train` (the screening budget used during search),
 `final` (retraining of the winners), `search` and `text`; each key maps to a field of that section's
-dataclass. An unknown section or key, or a bad value, fails with one line naming it and listing the
+dataclass. Two top-level keys: `name`, and `plugins`, a list of modules imported first, so that the
+ops, strategies and data formats they register can be named in the sections. An empty file is
+the default job. An unknown section or key, or a bad value, fails with one line naming it and listing the
 valid ones. Overrides are `section.key=value` strings (the value is parsed as YAML), as given to
 `--set` on the command line. Configs are data read at the edge: nothing mutates one, and none crosses
 a jit boundary.
@@ -18,8 +20,11 @@ from typing import Any
 
 import yaml
 
+from jgnas import plugins as plugins_lib
 from jgnas.data import DataConfig
+from jgnas.experiment import FinalConfig
 from jgnas.features import TextConfig
+from jgnas.search.config import SearchConfig
 from jgnas.space import Space
 from jgnas.train import TrainConfig
 
@@ -29,79 +34,16 @@ class ConfigError(ValueError):
 
 
 @dataclasses.dataclass(frozen=True)
-class FinalConfig:
-    """Retraining after search: the top_k distinct archs (and the baseline presets) are trained with
-    the full budget over `seeds` seeds, vmapped together, early-stopped on validation, then tested once.
-    """
-
-    top_k: int = 2
-    seeds: int = 3
-    epochs: int = 60
-    eval_every: int = 5
-    patience: int = 3
-    baselines: tuple[str, ...] = ("lightgcn", "mf")
-
-    def __post_init__(self):
-        if self.top_k < 1:
-            raise ConfigError(f"final.top_k: must be >= 1, got {self.top_k}")
-        if self.seeds < 1:
-            raise ConfigError(f"final.seeds: must be >= 1, got {self.seeds}")
-
-
-@dataclasses.dataclass(frozen=True)
-class SearchConfig:
-    """The search loop.
-
-    strategy: "random", "regularized_evolution" (alias "aging") or any evosax algorithm name.
-    strategy_kwargs: passed to the strategy factory (e.g. fitness_shaping, tournament_size).
-    population_size, generations: candidates per generation and number of generations.
-    seed: the root PRNG seed of the search (strategy, training keys).
-    chunk_size: members per vmapped chunk (null: 1 on CPU, the whole population on GPU).
-    cost: "none", "params" (parameter count) or "time" (measured train seconds): a second objective;
-      the Pareto front of (fitness, -cost) is kept, and cost_weight > 0 also penalises the fitness
-      the strategy sees by cost_weight * cost / max(cost).
-    halving_rungs, halving_eta: successive halving inside each generation: the top 1/eta of the
-      candidates are retrained with eta times the epochs, `halving_rungs` times; a promoted
-      candidate's fitness is its highest-budget score.
-    retrain_duplicates: train an arch again when it reappears (default: reuse the archived result).
-    """
-
-    strategy: str = "regularized_evolution"
-    strategy_kwargs: dict = dataclasses.field(default_factory=dict)
-    population_size: int = 16
-    generations: int = 6
-    seed: int = 0
-    chunk_size: int | None = None
-    cost: str = "none"
-    cost_weight: float = 0.0
-    halving_rungs: int = 0
-    halving_eta: int = 2
-    retrain_duplicates: bool = False
-
-    def __post_init__(self):
-        from jgnas.search import STRATEGIES
-
-        if self.strategy not in STRATEGIES:
-            raise ConfigError(
-                f"search.strategy: {self.strategy!r} is not one of {sorted(STRATEGIES)}"
-            )
-        if self.population_size < 1:
-            raise ConfigError(f"search.population_size: must be >= 1, got {self.population_size}")
-        if self.generations < 1:
-            raise ConfigError(f"search.generations: must be >= 1, got {self.generations}")
-        if self.chunk_size is not None and self.chunk_size < 1:
-            raise ConfigError(f"search.chunk_size: must be >= 1 or null, got {self.chunk_size}")
-        if self.cost not in ("none", "params", "time"):
-            raise ConfigError(
-                f"search.cost: {self.cost!r} is not one of ['none', 'params', 'time']"
-            )
-        if self.halving_rungs < 0 or self.halving_eta < 2:
-            raise ConfigError("search.halving_rungs must be >= 0 and search.halving_eta >= 2")
-
-
-@dataclasses.dataclass(frozen=True)
 class ExperimentConfig:
-    name: str = "experiment"
+    """A whole experiment. The defaults of every section are the default job (ml-100k on a CPU,
+    `python scripts/search.py`): this is the one place they are set; `configs/ml100k.yaml` names it.
+
+    plugins: modules imported before anything is built (ops, strategies, data formats they
+    register); a name on sys.path (the current folder included) or a path to a .py file.
+    """
+
+    name: str = "ml100k"
+    plugins: tuple[str, ...] = ()
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     space: Space = dataclasses.field(default_factory=Space)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
@@ -110,6 +52,7 @@ class ExperimentConfig:
     text: TextConfig = dataclasses.field(default_factory=TextConfig)
 
 
+TOP_LEVEL = ("name", "plugins")
 SECTIONS: dict[str, type] = {
     "data": DataConfig,
     "space": Space,
@@ -186,8 +129,8 @@ def _section(cls: type, values: dict, where: str):
 def _set_path(d: dict, dotted: str, value: Any) -> None:
     section, _, key = dotted.partition(".")
     if not key:
-        if section == "name":
-            d["name"] = value
+        if section in TOP_LEVEL:
+            d[section] = value
             return
         raise ConfigError(
             f"--set {dotted}: expected section.key=value (sections: {sorted(SECTIONS)})"
@@ -214,18 +157,29 @@ def parse_override(text: str) -> tuple[str, Any]:
 
 
 def from_dict(
-    d: dict, overrides: typing.Sequence[str] = (), where: str = "config"
+    d: dict,
+    overrides: typing.Sequence[str] = (),
+    where: str = "config",
+    base: pathlib.Path | None = None,
 ) -> ExperimentConfig:
-    """A mapping (a parsed YAML file) plus `section.key=value` overrides -> ExperimentConfig."""
+    """A mapping (a parsed YAML file) plus `section.key=value` overrides -> ExperimentConfig.
+
+    `base`: the folder that relative plugin paths (`my_ops.py`) are resolved against (the config
+    file's folder; default: the current folder)."""
     d = dict(d or {})
     for text in overrides:
         _set_path(d, *parse_override(text))
-    unknown = sorted(set(d) - set(SECTIONS) - {"name"})
+    unknown = sorted(set(d) - set(SECTIONS) - set(TOP_LEVEL))
     if unknown:
         raise ConfigError(
-            f"{where}: unknown section(s) {unknown}; valid: {sorted([*SECTIONS, 'name'])}"
+            f"{where}: unknown section(s) {unknown}; valid: {sorted([*SECTIONS, *TOP_LEVEL])}"
         )
-    kwargs: dict[str, Any] = {"name": str(d.get("name", "experiment"))}
+    plugins = _coerce(d.get("plugins") or [], tuple[str, ...], "plugins")
+    try:  # before any section is built: sections may name what the plugins register
+        plugins = plugins_lib.import_all(plugins, base=base)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    kwargs: dict[str, Any] = {"name": str(d.get("name", ExperimentConfig.name)), "plugins": plugins}
     for name, cls in SECTIONS.items():
         values = d.get(name) or {}
         if not isinstance(values, dict):
@@ -257,7 +211,7 @@ def load(path: str | pathlib.Path | None, overrides: typing.Sequence[str] = ()) 
         raise ConfigError(f"{p}{line}: not valid YAML ({getattr(e, 'problem', e)})") from None
     if not isinstance(d, dict):
         raise ConfigError(f"{p}: the top level must be a mapping of sections")
-    return from_dict(d, overrides, where=str(p))
+    return from_dict(d, overrides, where=str(p), base=p.parent)
 
 
 def to_dict(cfg: ExperimentConfig) -> dict:
@@ -270,7 +224,7 @@ def to_dict(cfg: ExperimentConfig) -> dict:
             return {k: plain(x) for k, x in v.items()}
         return v
 
-    out: dict[str, Any] = {"name": cfg.name}
+    out: dict[str, Any] = {"name": cfg.name, "plugins": list(cfg.plugins)}
     for name in SECTIONS:
         section = getattr(cfg, name)
         out[name] = {

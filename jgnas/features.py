@@ -25,6 +25,7 @@ import numpy as np
 from jgnas import text as text_lib
 from jgnas.data.types import DataError, Dataset, Interactions
 from jgnas.metrics import EvalSet, make_eval_set
+from jgnas.metrics import test_eval_set as standard_test_set  # noqa: F401  (re-export)
 from jgnas.sampler import SamplerData, make_sampler_data
 from jgnas.text.templates import template_fields
 
@@ -223,26 +224,6 @@ def cold_eval_sets(dataset: Dataset, block_size: int = 256) -> dict[str, EvalSet
         "cold_all": make(test_cold),
         "cold_only": make(test_cold, candidates=is_cold),
     }
-
-
-def standard_test_set(dataset: Dataset, block_size: int = 256) -> EvalSet:
-    """The standard test protocol: test interactions ranked over all items, excluding each
-    user's train and valid items.
-
-    Args:
-      dataset: a split dataset.
-      block_size: users per evaluation block.
-
-    Returns:
-      The `EvalSet`.
-    """
-    return make_eval_set(
-        dataset.n_users,
-        dataset.n_items,
-        dataset.test,
-        [dataset.train, dataset.valid],
-        block_size=block_size,
-    )
 
 
 def cold_items_last(

@@ -103,6 +103,9 @@ def propagate(
 ) -> tuple[jax.Array, jax.Array]:
     """Runs the architecture on the shared graph.
 
+    (Longer than 80 lines: the layer body, the scanned layers and the combinations are closures
+    over one traced member; split apart they would pass a dozen traced arguments around.)
+
     Args:
       params: one member's parameters (`init_params`).
       arch: one member's Arch (arrays, or Python ints for a static arch).

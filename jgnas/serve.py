@@ -49,14 +49,14 @@ class Recommender:
 
 def load(run_dir: str | pathlib.Path) -> Recommender:
     """Loads config.yaml, best_arch.json and best_model/ from a run directory."""
-    from jgnas.search import loop
+    from jgnas import experiment
 
     run_dir = pathlib.Path(run_dir)
     for name in ("config.yaml", "best_arch.json", "best_model"):
         if not (run_dir / name).exists():
             raise data_lib.DataError(f"{run_dir}: no {name}; is the search finished?")
     cfg = config_lib.load(run_dir / "config.yaml")
-    ctx = loop.prepare(cfg, log=lambda m: None)
+    ctx = experiment.prepare(cfg, log=experiment.quiet)
     arch = ctx.space.from_json((run_dir / "best_arch.json").read_text(), where="best_arch.json")
     graph = ctx.data.inputs.graph
     template = model_lib.init_params(

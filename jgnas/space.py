@@ -27,7 +27,8 @@ import jax
 import numpy as np
 from flax import struct
 
-from jgnas.ops import OPS
+from jgnas.ops import FAST_OPS, OPS
+from jgnas.presets import PRESETS
 
 ACTIVATIONS = ("identity", "relu", "leaky_relu", "tanh", "elu", "sigmoid")
 TRANSFORMS = ("identity", "linear")
@@ -57,19 +58,20 @@ class Arch:
         return int(np.shape(self.depth)[0]) if np.ndim(self.depth) else 1
 
 
-def _default_ops() -> tuple[str, ...]:
-    return tuple(OPS)
-
-
 @dataclasses.dataclass(frozen=True)
 class Space:
-    """A search space. The op order is frozen when the space is built (default: every registered op)."""
+    """A search space; the defaults are the default experiment's (ml-100k on a CPU).
 
-    ops: tuple[str, ...] = dataclasses.field(default_factory=_default_ops)
-    max_layers: int = 4
-    dims: tuple[int, ...] = (16, 32, 64, 128)
-    dropouts: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3)
-    lrs: tuple[float, ...] = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
+    The op order is frozen when the space is built. The default is the pinned tuple `FAST_OPS` (the
+    built-ins on the fast sparse kernel), never the registry's order, so registering an op (a
+    plugin) changes no default space or genome layout: list it in `ops` to search it.
+    """
+
+    ops: tuple[str, ...] = FAST_OPS
+    max_layers: int = 3
+    dims: tuple[int, ...] = (16, 32, 64)
+    dropouts: tuple[float, ...] = (0.0, 0.1, 0.2)
+    lrs: tuple[float, ...] = (3e-4, 1e-3, 3e-3, 1e-2)
     l2s: tuple[float, ...] = (0.0, 1e-5, 1e-4, 1e-3)
     text: bool = False
 
@@ -194,11 +196,9 @@ class Space:
         layer = idx[:, 1 : 1 + 4 * L].reshape(-1, L, 4)
         inactive = np.arange(L)[None, :] >= depth[:, None]
         layer = np.where(inactive[..., None], 0, layer)
-        op_names = np.asarray(self.ops)
-        # lightgcn ignores the transform gene.
-        if "lightgcn" in self.ops:
-            is_lgc = op_names[layer[..., 0]] == "lightgcn"
-            layer[..., 1] = np.where(is_lgc, 0, layer[..., 1])
+        # Ops that ignore the transform gene (lightgcn) make it inert.
+        uses_w = np.asarray([OPS[o].uses_transform for o in self.ops])
+        layer[..., 1] = np.where(uses_w[layer[..., 0]], layer[..., 1], 0)
         rest = idx[:, 1 + 4 * L :].copy()
         rest[:, 0] = np.where(depth == 0, 0, rest[:, 0])
         # Dropout acts on each layer's input only: at depth 0 it has no effect either.
@@ -307,8 +307,25 @@ class Space:
             raise ValueError(f"{where}: not valid JSON ({e})") from None
         return self.from_dict(d, where)
 
+    def param_count(self, arch: Arch, n_node: int, text_dim: int) -> int:
+        """Effective parameters of one arch: embeddings at its dimension and the weights its
+        layers use (each op's count comes from its `OpSpec`), not the supernet's padding."""
+        d = self.to_dict(arch)
+        dim, depth = d["dim"], d["depth"]
+        n = n_node * dim if d["features"] in ("id", "id+text") else 0
+        n += text_dim * dim if d["features"] in ("text", "id+text") else 0
+        for layer in d["layers"]:
+            n += OPS[layer["op"]].n_params(dim, layer["transform"] == "linear")
+        if depth and d["combine"] == "concat":
+            n += (depth + 1) * dim * dim
+        if depth and d["combine"] == "learned":
+            n += depth + 1
+        return n
+
     def describe(self, arch: Arch) -> str | list[str]:
-        """A line a person can read, e.g. `3x[lightgcn] mean d64 lr1e-03 l2 1e-04 id`."""
+        """A line a person can read, e.g. `3L[lightgcn, lightgcn, lightgcn] mean d64 drop0 lr1e-03
+        l2 1e-04 id` (`MF d64 ...` at depth 0). A layer reads `op[+W][/act][+res]`: `+W` when the
+        transform is linear and the op uses it, `/act` unless the activation is the identity."""
         if _is_batched(arch):
             return [
                 self.describe(jax.tree.map(lambda x, i=i: x[i], arch)) for i in range(arch.size)
@@ -317,7 +334,7 @@ class Space:
         parts = []
         for layer in d["layers"]:
             s = layer["op"]
-            if layer["transform"] == "linear" and layer["op"] != "lightgcn":
+            if layer["transform"] == "linear" and OPS[layer["op"]].uses_transform:
                 s += "+W"
             if layer["act"] != "identity":
                 s += f"/{layer['act']}"
@@ -350,40 +367,6 @@ class Space:
         d["lr"] = min(self.lrs, key=lambda v: abs(np.log(v / d["lr"])))
         d["l2"] = min(self.l2s, key=lambda v: abs(np.log(max(v, 1e-30) / d["l2"])))
         return self.from_dict(d, where=f"preset {name}")
-
-
-def _layers(n: int, op: str, transform: str, act: str) -> list[dict]:
-    return [{"op": op, "transform": transform, "act": act, "residual": False}] * n
-
-
-def _preset(layers: list[dict], combine: str, dropout: float = 0.0, features: str = "id") -> dict:
-    return {
-        "depth": len(layers),
-        "layers": layers,
-        "combine": combine,
-        "dim": 64,
-        "dropout": dropout,
-        "lr": 1e-3,
-        "l2": 1e-4,
-        "features": features,
-    }
-
-
-PRESETS: dict[str, dict] = {
-    "mf": _preset([], "last"),
-    "lightgcn": _preset(_layers(3, "lightgcn", "identity", "identity"), "mean"),
-    "ngcf": _preset(_layers(3, "ngcf", "linear", "leaky_relu"), "concat", dropout=0.1),
-    "gcn": _preset(_layers(2, "gcn", "linear", "relu"), "mean"),
-    "gat": _preset(_layers(2, "gat", "linear", "elu"), "mean"),
-    "sage": _preset(_layers(2, "sage", "linear", "relu"), "mean"),
-    "mf+text": _preset([], "last", features="id+text"),
-    "lightgcn+text": _preset(
-        _layers(3, "lightgcn", "identity", "identity"), "mean", features="id+text"
-    ),
-    "lightgcn-textonly": _preset(
-        _layers(3, "lightgcn", "identity", "identity"), "mean", features="text"
-    ),
-}
 
 
 def _short(x) -> float:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import time
 from collections.abc import Callable
 
 import jax
@@ -21,11 +20,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import struct
-from jax.sharding import Mesh, PartitionSpec
 
 from jgnas import metrics as metrics_lib
 from jgnas import model as model_lib
 from jgnas.data.types import Dataset, Interactions
+from jgnas.executor import Executor, default_chunk_size
 from jgnas.graph import build as build_graph
 from jgnas.ops import segment_spmm, spmm
 from jgnas.sampler import SamplerData, make_sampler_data, n_batches_per_epoch, sample_bpr
@@ -50,8 +49,8 @@ class TrainConfig:
     self_loops, edge_weight: how the shared graph is built (see `jgnas.graph.build`).
     """
 
-    epochs: int = 20
-    batch_size: int = 2048
+    epochs: int = 5
+    batch_size: int = 4096
     eval_every: int = 0
     patience: int = 0
     ks: tuple[int, ...] = (10, 20)
@@ -149,13 +148,12 @@ def make_data(
     sampler = make_sampler_data(
         dataset.train, dataset.n_users, dataset.n_items, reject_positives=cfg.reject_positives
     )
-    valid_set = metrics_lib.make_eval_set(
-        dataset.n_users,
-        dataset.n_items,
-        dataset.valid if valid is None else valid,
-        [dataset.train],
-        block_size=cfg.eval_block,
-    )
+    if valid is None:
+        valid_set = metrics_lib.valid_eval_set(dataset, block_size=cfg.eval_block)
+    else:
+        valid_set = metrics_lib.make_eval_set(
+            dataset.n_users, dataset.n_items, valid, [dataset.train], block_size=cfg.eval_block
+        )
     return TrainData(model_lib.Inputs(graph, text_arr), sampler, valid_set)
 
 
@@ -166,6 +164,9 @@ def _where(c, a, b):
 def make_train(cfg: TrainConfig, space: Space, mode: str = "switch") -> Callable:
     """Returns `train(key, arch, data) -> TrainResult` for one member (vmap it for a population).
 
+    (Longer than 80 lines, as is its `train`: the step, the evaluation round and the early-stopping
+    while loop are closures of one jitted program, purejaxrl's `make_train` layout.)
+
     A member whose loss or gradient becomes NaN/inf is frozen from that step on (its update is
     dropped) and reported as failed; the computation of the other members never mixes with it.
     """
@@ -174,12 +175,10 @@ def make_train(cfg: TrainConfig, space: Space, mode: str = "switch") -> Callable
     every = cfg.eval_every or cfg.epochs
     opt = optax.scale_by_adam()
     loss_fn = functools.partial(model_lib.bpr_loss, space=space, mode=mode, spmm_fn=spmm_fn)
+    evaluate_on = make_evaluate(cfg, space, mode)
 
     def evaluate(params, arch, data):
-        user, item = model_lib.embeddings(
-            params, arch, data.inputs, space=space, mode=mode, spmm_fn=spmm_fn
-        )
-        return metrics_lib.rank_metrics(user, item, data.valid, cfg.ks)
+        return evaluate_on(params, arch, data.inputs, data.valid)
 
     def train(key: jax.Array, arch: Arch, data: TrainData) -> TrainResult:
         key_init, key_run = jax.random.split(key)
@@ -281,84 +280,6 @@ def make_evaluate(cfg: TrainConfig, space: Space, mode: str = "switch") -> Calla
         return metrics_lib.rank_metrics(user, item, eval_set, cfg.ks)
 
     return evaluate
-
-
-def default_chunk_size(population_size: int, backend: str | None = None) -> int:
-    """The chunk size chosen by measurement (scripts/bench.py): the whole population on GPU/TPU,
-    where batching fills the device; solo runs on CPU, where vmap spills caches and computes every
-    op of the space while a lone member's `lax.switch` runs only its own."""
-    backend = backend or jax.default_backend()
-    return 1 if backend == "cpu" else population_size
-
-
-class Executor:
-    """The one place that iterates over a population: vmapped chunks, run in sequence.
-
-    `fn_solo(*member_args, *shared)` and `fn_member` (vmapped over the leading axis of the batched
-    arguments; the shared ones are broadcast) must compute the same thing; `fn_solo` is used when
-    chunk_size == 1. With more than one local device (and chunk_size a multiple of their number),
-    each chunk's population axis is sharded over them with `shard_map`.
-    """
-
-    def __init__(
-        self, fn_solo: Callable, fn_member: Callable, n_batched: int, chunk_size: int, devices=None
-    ):
-        if chunk_size < 1:
-            raise ValueError(f"chunk_size: must be >= 1, got {chunk_size}")
-        self.chunk_size = chunk_size
-        self.n_batched = n_batched
-        self.on_chunk: Callable[[int, int], None] | None = None  # progress: (done, total)
-        self.last_seconds = np.zeros(0)
-        devices = list(devices) if devices is not None else jax.local_devices()
-        self.n_devices = len(devices) if chunk_size > 1 and chunk_size % len(devices) == 0 else 1
-        self._solo = jax.jit(fn_solo)
-
-        def batched(*args):
-            axes = (0,) * n_batched + (None,) * (len(args) - n_batched)
-            return jax.vmap(fn_member, in_axes=axes)(*args)
-
-        if self.n_devices > 1:
-            mesh = Mesh(np.asarray(devices[: self.n_devices]), ("pop",))
-
-            def sharded(*args):
-                specs = (PartitionSpec("pop"),) * n_batched + (PartitionSpec(),) * (
-                    len(args) - n_batched
-                )
-                return jax.shard_map(
-                    batched,
-                    mesh=mesh,
-                    in_specs=specs,
-                    out_specs=PartitionSpec("pop"),
-                    check_vma=False,
-                )(*args)
-
-            self._batched = jax.jit(sharded)
-        else:
-            self._batched = jax.jit(batched)
-
-    def __call__(self, batched: tuple, shared: tuple):
-        """Runs the population. batched: pytrees with a leading [P]; shared: broadcast arguments."""
-        P = int(jax.tree.leaves(batched)[0].shape[0])
-        c = self.chunk_size
-        outs = []
-        seconds = np.zeros(P)
-        for start in range(0, P, c):
-            t0 = time.perf_counter()
-            n = min(c, P - start)
-            if c == 1:
-                member = jax.tree.map(lambda x, i=start: x[i], batched)
-                out = jax.tree.map(lambda x: x[None], self._solo(*member, *shared))
-            else:
-                idx = np.minimum(np.arange(start, start + c), P - 1)  # pad by repeating the last
-                chunk = jax.tree.map(lambda x, idx=idx: x[idx], batched)
-                out = jax.tree.map(lambda x, n=n: x[:n], self._batched(*chunk, *shared))
-            jax.block_until_ready(out)
-            seconds[start : start + n] = (time.perf_counter() - t0) / n
-            outs.append(out)
-            if self.on_chunk is not None:
-                self.on_chunk(start + n, P)
-        self.last_seconds = seconds  # wall seconds per member (its chunk's time / chunk members)
-        return jax.tree.map(lambda *xs: jnp.concatenate(xs), *outs)
 
 
 class Engine:

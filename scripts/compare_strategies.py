@@ -15,6 +15,7 @@ import pathlib
 import sys
 
 from jgnas import config as config_lib
+from jgnas import experiment
 from jgnas.search import loop
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -34,33 +35,29 @@ def main() -> int:
     args = p.parse_args()
     cfg = config_lib.load(args.config, args.set)
     out = pathlib.Path(args.out)
-    ctx = loop.prepare(cfg, loop._stderr)
+    ctx = experiment.prepare(cfg)
     fit = f"{cfg.train.metric}@{cfg.train.metric_k}"
     searched, winners = {}, []
     for name in args.strategies:
         c = dataclasses.replace(cfg, search=dataclasses.replace(cfg.search, strategy=name))
-        archive = loop.search(dataclasses.replace(ctx, cfg=c), out / name, log=loop._stderr)
-        best = loop.top_archs(ctx.space, archive, 1)[0]
+        archive = loop.search(dataclasses.replace(ctx, cfg=c), out / name)
+        best = loop.top_archs(archive, 1)[0]
         searched[name] = {
-            "best_valid": best["fitness"],
-            "describe": best["describe"],
-            "trained": sum(not r.get("cached") for r in archive),
+            "best_valid": best.fitness,
+            "describe": best.describe,
+            "trained": sum(not r.cached for r in archive),
             "evaluated": len(archive),
         }
-        winners.append((name, ctx.space.from_dict(best["arch"])))
+        winners.append((name, best.arch))
     baselines = [(b, ctx.space.preset(b)) for b in cfg.final.baselines]
-    f = cfg.final
-    train_cfg = dataclasses.replace(
-        cfg.train, epochs=f.epochs, eval_every=f.eval_every, patience=f.patience
-    )
-    rows, _ = loop.retrain_and_test(
+    rows = experiment.retrain_and_test(
         ctx,
         winners + baselines,
         seeds=args.seeds,
-        train_cfg=train_cfg,
+        train_cfg=experiment.final_train_config(cfg.train, cfg.final),
         seed=cfg.search.seed,
         chunk_size=cfg.search.chunk_size,
-    )
+    ).rows
     print(
         f"| strategy / preset | search best valid {fit} | evaluated (trained) | test recall@20 | test ndcg@20 | arch |"
     )

@@ -1,18 +1,48 @@
 """Experiment configs: files, overrides and one-line errors."""
 
+import pathlib
+
 import pytest
 from conftest import CONFIGS
 
 from jgnas import config as config_lib
+from jgnas.cli import build_parser
 from jgnas.config import ConfigError
+
+
+def _header(path):
+    """The leading comment block of a config file, without the '# ' prefixes."""
+    lines = []
+    for line in path.read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        lines.append(line[1:].strip())
+    return lines
 
 
 @pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
 def test_every_shipped_config_loads_and_says_how_to_run(path):
     cfg = config_lib.load(path)
-    head = path.read_text().splitlines()[0]
-    assert head.startswith("#") and cfg.name
-    assert "jgnas" in path.read_text() or "scripts/search.py" in path.read_text()
+    assert cfg.name
+    head = _header(path)
+    fields = {line.split(":", 1)[0]: line.split(":", 1)[1].strip() for line in head if ":" in line}
+    assert {"Run", "Takes", "Expect"} <= set(fields), f"{path.name}: header lacks Run/Takes/Expect"
+    # The Run line is a real command for this very file: it parses, and its --config is this file.
+    argv = fields["Run"].split("(")[0].split()
+    assert argv[0] == "jgnas", fields["Run"]
+    args = build_parser().parse_args(argv[1:])
+    assert args.cmd == "search" and pathlib.Path(args.config).resolve() == path.resolve()
+
+
+def test_default_job_is_the_one_set_of_defaults():
+    # configs/ml100k.yaml names the default job and sets nothing else: the dataclass defaults are
+    # its values, and `jgnas search` without --config runs the same config.
+    default = config_lib.load(None)
+    assert config_lib.load(CONFIGS / "ml100k.yaml") == default
+    from jgnas.ops import FAST_OPS
+
+    assert default.space.ops == FAST_OPS and default.search.population_size == 32
+    assert default.final.baselines == ("lightgcn", "ngcf", "mf") and default.train.epochs == 5
 
 
 def test_overrides_are_typed():

@@ -6,7 +6,7 @@ import jax
 import numpy as np
 import pytest
 
-from jgnas.ops import OPS
+from jgnas.ops import BUILTIN_OPS, FAST_OPS
 from jgnas.space import (
     ACTIVATIONS,
     COMBINES,
@@ -17,6 +17,15 @@ from jgnas.space import (
     Space,
     stack,
     take,
+)
+
+# A space with every built-in op and wide grids (the default space is the CPU job's, narrower).
+FULL = dict(
+    ops=BUILTIN_OPS,
+    max_layers=4,
+    dims=(16, 32, 64, 128),
+    dropouts=(0.0, 0.1, 0.2, 0.3),
+    lrs=(1e-4, 3e-4, 1e-3, 3e-3, 1e-2),
 )
 
 TEXT_PRESETS = sorted(n for n, p in PRESETS.items() if p["features"] != "id")
@@ -64,7 +73,7 @@ def test_gene_names_and_sizes():
     )
     assert space.n_genes == len(space.gene_names) == len(space.gene_sizes)
     assert space.d_max == 32
-    assert Space().ops == tuple(OPS)
+    assert Space().ops == FAST_OPS  # pinned, whatever else is registered
 
 
 def test_decode_bins_and_clips():
@@ -93,7 +102,7 @@ def test_decode_bins_and_clips():
 
 @pytest.mark.parametrize("seed", range(3))
 def test_encode_decode_round_trip(seed):
-    space = Space()
+    space = Space(**FULL)
     archs = space.sample(jax.random.key(seed), 16)
     assert archs.size == 16
     genomes = space.encode(archs)
@@ -118,7 +127,7 @@ def test_samples_cover_choices():
 
 
 def test_canonical_is_idempotent_and_zeroes_inactive_genes():
-    space = Space()
+    space = Space(**FULL)
     archs = space.sample(jax.random.key(1), 64)
     can = space.canonical(archs)
     assert arrays_equal(space.canonical(can), can)
@@ -144,7 +153,7 @@ def test_canonical_is_idempotent_and_zeroes_inactive_genes():
 
 
 def test_keys_equal_iff_active_genes_equal():
-    space = Space()
+    space = Space(**FULL)
     a = space.preset("gcn")  # 2 layers of 4
     b = a.replace(
         op=a.op.copy(), act=a.act.copy(), transform=a.transform.copy(), residual=a.residual.copy()
@@ -173,7 +182,7 @@ def test_keys_equal_iff_active_genes_equal():
 
 
 def test_json_round_trip_of_presets_and_samples():
-    space, text_space = Space(), Space(text=True)
+    space, text_space = Space(**FULL), Space(**FULL, text=True)
     for name in ID_PRESETS:
         a = space.preset(name)
         back = space.from_json(space.to_json(a))
@@ -200,7 +209,7 @@ def good_dict(space):
 
 
 def test_from_dict_errors():
-    space = Space()
+    space = Space(**FULL)
     d = good_dict(space)
     with pytest.raises(ValueError, match="unknown key") as e:
         space.from_dict({**d, "learning_rate": 0.1}, where="cfg.arch")
@@ -233,7 +242,7 @@ def test_from_dict_errors():
 
 @pytest.mark.parametrize("name", ID_PRESETS)
 def test_presets_have_published_hyperparameters(name):
-    space = Space()
+    space = Space(**FULL)
     a = space.preset(name)
     assert int(a.dim) == 64
     assert float(a.lr) == pytest.approx(1e-3)
@@ -248,7 +257,7 @@ def test_presets_have_published_hyperparameters(name):
 
 
 def test_lightgcn_and_mf_presets():
-    space = Space()
+    space = Space(**FULL)
     d = space.to_dict(space.preset("lightgcn"))
     assert d["depth"] == 3 and d["combine"] == "mean" and d["dropout"] == 0.0
     for layer in d["layers"]:
@@ -265,7 +274,7 @@ def test_lightgcn_and_mf_presets():
 
 
 def test_text_presets_need_text():
-    space = Space()
+    space = Space(**FULL)
     for name in TEXT_PRESETS:
         with pytest.raises(ValueError, match="text"):
             space.preset(name)
@@ -280,7 +289,7 @@ def test_text_presets_need_text():
 
 
 def test_describe_is_readable():
-    space = Space()
+    space = Space(**FULL)
     s = space.describe(space.preset("ngcf"))
     assert isinstance(s, str)
     assert (

@@ -2,6 +2,7 @@
 
 from jgnas.search.pareto import pareto_front
 from jgnas.search.strategies import (
+    ALIASES,
     EVOSAX_ALGORITHMS,
     STRATEGIES,
     GenomeSpec,
@@ -10,9 +11,11 @@ from jgnas.search.strategies import (
     make_random_search,
     make_regularized_evolution,
     make_strategy,
+    register_strategy,
 )
 
 __all__ = [
+    "ALIASES",
     "EVOSAX_ALGORITHMS",
     "STRATEGIES",
     "GenomeSpec",
@@ -22,4 +25,5 @@ __all__ = [
     "make_regularized_evolution",
     "make_strategy",
     "pareto_front",
+    "register_strategy",
 ]

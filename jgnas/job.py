@@ -1,0 +1,127 @@
+"""The main job: search, retrain the winners and the baselines, test once, write the run directory.
+
+Run directory: config.yaml (resolved), history.jsonl, best_arch.json, final_metrics.json,
+best_model/ (orbax checkpoint of the winner's parameters), search_curve.png, summary.md,
+checkpoints/ (for --resume).
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import sys
+import time
+from collections.abc import Callable
+
+import jax
+import orbax.checkpoint as ocp
+import yaml
+
+from jgnas import config as config_lib
+from jgnas import experiment, report
+from jgnas.config import ExperimentConfig
+from jgnas.search import loop
+
+Log = Callable[[str], None]
+
+
+def run(
+    cfg: ExperimentConfig,
+    run_dir: str | pathlib.Path,
+    *,
+    resume: bool = False,
+    log: Log = experiment.stderr_log,
+    on_generation: Callable[[int], None] | None = None,
+    progress: bool = True,
+) -> dict:
+    """Runs the whole job and returns the summary written to final_metrics.json."""
+    run_dir = pathlib.Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if not resume:
+        text = yaml.safe_dump(config_lib.to_dict(cfg), sort_keys=False)
+        loop.write_atomic(run_dir / "config.yaml", text)
+    ctx = experiment.prepare(cfg, log)
+    t0 = time.perf_counter()
+    archive = loop.search(
+        ctx,
+        run_dir,
+        resume=resume,
+        log=log,
+        on_generation=on_generation,
+        progress=progress and sys.stderr.isatty(),
+    )
+    t_search = time.perf_counter() - t0
+
+    fcfg = cfg.final
+    top = loop.top_archs(archive, fcfg.top_k)
+    if not top:
+        raise RuntimeError("every candidate failed; nothing to retrain (see history.jsonl)")
+    candidates = [(f"search#{i + 1}", r.arch) for i, r in enumerate(top)]
+    candidates += [(name, ctx.space.preset(name)) for name in fcfg.baselines]
+    retrained = experiment.retrain_and_test(
+        ctx,
+        candidates,
+        seeds=fcfg.seeds,
+        train_cfg=experiment.final_train_config(cfg.train, fcfg),
+        seed=cfg.search.seed,
+        chunk_size=cfg.search.chunk_size,
+        log=log,
+    )
+    summary = _summary(cfg, ctx, archive, retrained, t_search)
+    winner = next(r for r in retrained.rows if r["label"] == summary["winner"])
+    params = experiment.best_member_params(retrained, retrained.rows.index(winner), fcfg.seeds)
+    ckpt = ocp.StandardCheckpointer()
+    ckpt.save((run_dir / "best_model").absolute(), params, force=True)
+    ckpt.wait_until_finished()
+    _write_run_files(run_dir, cfg, ctx, archive, summary, winner, log)
+    return summary
+
+
+def _summary(cfg, ctx, archive, retrained, t_search: float) -> dict:
+    fitness_name = f"{cfg.train.metric}@{cfg.train.metric_k}"
+    rows = retrained.rows
+    searched = [r for r in rows if r["label"].startswith("search#")]
+    winner = max(searched, key=lambda r: r["valid"][fitness_name]["mean"])
+    baselines = [r for r in rows if not r["label"].startswith("search#")]
+    cost = cfg.search.cost
+    summary = {
+        "name": cfg.name,
+        "dataset": ctx.dataset.name,
+        "fitness": fitness_name,
+        "strategy": cfg.search.strategy,
+        "candidates_evaluated": len(archive),
+        "candidates_trained": sum(1 for r in archive if not r.cached),
+        "failed": sum(1 for r in archive if r.failed),
+        "search_seconds": t_search,
+        "final_seconds": retrained.seconds,
+        "winner": winner["label"],
+        "rows": rows,
+        "pareto_front": report.pareto(archive, cost, fitness_name) if cost != "none" else [],
+        "device": f"{jax.devices()[0].device_kind} ({jax.default_backend()})",
+    }
+    ndcg = f"ndcg@{cfg.train.metric_k}"
+    test_key = ndcg if ndcg in winner["test"] else fitness_name
+    if baselines:
+        best = max(baselines, key=lambda r: r["test"][test_key]["mean"])
+        gain = winner["test"][test_key]["mean"] / max(best["test"][test_key]["mean"], 1e-12) - 1
+        summary["vs_best_baseline"] = {
+            "baseline": best["label"],
+            "metric": test_key,
+            "relative_gain": gain,
+        }
+    return summary
+
+
+def _write_run_files(run_dir, cfg, ctx, archive, summary, winner, log: Log) -> None:
+    loop.write_atomic(run_dir / "final_metrics.json", json.dumps(summary, indent=2))
+    arch = ctx.space.from_dict(winner["arch"])
+    loop.write_atomic(run_dir / "best_arch.json", ctx.space.to_json(arch) + "\n")
+    md = report.summary_markdown(summary, cfg.train.ks, cfg.final.seeds)
+    loop.write_atomic(run_dir / "summary.md", md)
+    try:
+        report.plot_curve(archive, run_dir / "search_curve.png", summary["fitness"])
+    except Exception as e:  # a plot must never lose a finished search
+        log(f"warning: search_curve.png not written ({type(e).__name__}: {e})")
+    ndcg = summary.get("vs_best_baseline", {}).get("metric", summary["fitness"])
+    log(f"winner {winner['describe']} | test {ndcg} {winner['test'][ndcg]['mean']:.4f}")
+    log(f"run directory: {run_dir}")

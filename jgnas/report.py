@@ -1,0 +1,108 @@
+"""What a run directory shows a person: the summary table, the search curve, the Pareto front.
+
+Reads finished results (archive records and retrained rows); trains nothing. Every table states
+`mean ± std` over seeds with the population std (ddof = 0, `jgnas.experiment.mean_std`).
+"""
+
+from __future__ import annotations
+
+import pathlib
+from collections.abc import Sequence
+
+import numpy as np
+
+from jgnas.search.loop import Candidate, cost_of
+from jgnas.search.pareto import pareto_front
+
+
+def pareto(archive: Sequence[Candidate], cost: str, fitness_name: str) -> list[dict]:
+    """The trained candidates on the Pareto front of (fitness, -cost)."""
+    ok = [r for r in archive if r.fitness is not None and not r.cached]
+    if not ok:
+        return []
+    obj = np.asarray([[r.fitness, cost_of(r, cost)] for r in ok])
+    mask = pareto_front(obj, maximize=[True, False])
+    return [
+        {"describe": r.describe, fitness_name: r.fitness, cost: cost_of(r, cost)}
+        for r, keep in zip(ok, mask)
+        if keep
+    ]
+
+
+def _cell(stat: dict) -> str:
+    return f"{stat['mean']:.4f} ± {stat['std']:.4f}"
+
+
+def results_table(rows: Sequence[dict], ks: Sequence[int], label_fn=None) -> list[str]:
+    """Markdown lines: one row per retrained arch, test Recall/NDCG at every k (mean ± std)."""
+    cols = [f"{m}@{k}" for m in ("recall", "ndcg") for k in ks]
+    label_fn = label_fn or (lambda r: f"{r['label']} ({r['describe']})")
+    lines = ["| model | " + " | ".join(f"test {c}" for c in cols) + " |"]
+    lines.append("|---|" + "---|" * len(cols))
+    for r in rows:
+        lines.append(f"| {label_fn(r)} | " + " | ".join(_cell(r["test"][c]) for c in cols) + " |")
+    return lines
+
+
+def summary_markdown(summary: dict, ks: Sequence[int], seeds: int) -> str:
+    """summary.md: the table a person reads first."""
+    cols = [f"{m}@{k}" for m in ("recall", "ndcg") for k in ks]
+    fit = summary["fitness"]
+    lines = [
+        f"# {summary['name']}: {summary['dataset']}",
+        "",
+        f"Search: {summary['strategy']}, {summary['candidates_evaluated']} candidates evaluated "
+        f"({summary['candidates_trained']} trained, {summary['failed']} failed) in "
+        f"{summary['search_seconds']:.0f} s; retraining {summary['final_seconds']:.0f} s on "
+        f"{summary['device']}. Fitness: validation {fit}.",
+        "",
+        f"Test metrics, mean ± std over {seeds} seeds (population std; ranking over all items, "
+        "train and validation items excluded):",
+        "",
+        "| model | architecture | " + " | ".join(f"test {c}" for c in cols) + f" | valid {fit} |",
+        "|---|---|" + "---|" * (len(cols) + 1),
+    ]
+    for r in summary["rows"]:
+        cells = " | ".join(_cell(r["test"][c]) for c in cols)
+        label = f"**{r['label']}**" if r["label"] == summary["winner"] else r["label"]
+        lines.append(f"| {label} | {r['describe']} | {cells} | {r['valid'][fit]['mean']:.4f} |")
+    if "vs_best_baseline" in summary:
+        b = summary["vs_best_baseline"]
+        lines += [
+            "",
+            f"Winner vs best baseline ({b['baseline']}) on test {b['metric']}: "
+            f"{b['relative_gain']:+.1%}.",
+        ]
+    if summary.get("pareto_front"):
+        lines += ["", "Pareto front (fitness vs cost):", ""]
+        lines += [f"- {p}" for p in summary["pareto_front"]]
+    return "\n".join(lines) + "\n"
+
+
+def plot_curve(archive: Sequence[Candidate], path: pathlib.Path, fitness_name: str) -> None:
+    """search_curve.png: best-so-far and per-generation median fitness against evaluations."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fit = np.asarray([np.nan if r.fitness is None else r.fitness for r in archive])
+    best = np.fmax.accumulate(np.where(np.isnan(fit), -np.inf, fit))
+    gens = np.asarray([r.generation for r in archive])
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    x = np.arange(1, len(fit) + 1)
+    ax.plot(x, np.where(np.isfinite(best), best, np.nan), label="best so far")
+    xs, med = [], []
+    for g in np.unique(gens):
+        sel = (gens == g) & ~np.isnan(fit)
+        if sel.any():
+            xs.append(np.nonzero(gens == g)[0].max() + 1)
+            med.append(np.median(fit[sel]))
+    ax.plot(xs, med, "o-", label="generation median")
+    ax.scatter(x, fit, s=6, alpha=0.3, label="candidates")
+    ax.set_xlabel("evaluations")
+    ax.set_ylabel(f"validation {fitness_name}")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
