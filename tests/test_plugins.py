@@ -10,6 +10,7 @@ import textwrap
 
 import numpy as np
 import pytest
+from test_data_registry import PLUGIN as PSV_PLUGIN
 
 from jgnas.cli import main
 from jgnas.data import readers
@@ -23,7 +24,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jgnas.data import Format, RawInteractions, register_format
 from jgnas.ops import register
 from jgnas.search import Strategy, register_strategy
 
@@ -58,24 +58,9 @@ def make_coordinate(spec, population_size, step=0.25):
         }
 
     return Strategy(init, ask, tell, population_size, "coordinate")
-
-
-def read_psv(path, cfg):
-    rows = [(n, s.split("|")) for n, s in enumerate(path.read_text().split("\\n"), 1) if s.strip()]
-    return RawInteractions(
-        users=np.array([r[0] for _, r in rows]),
-        items=np.array([r[1] for _, r in rows]),
-        ratings=np.array([float(r[2]) for _, r in rows]),
-        timestamps=None,
-        lines=np.array([n for n, _ in rows], np.int64),
-        path=str(path),
-    )
-
-
-register_format(
-    Format("psv", read=read_psv, folder_globs=("*.psv",), file_globs=("*.psv",), loose=("*.psv",))
-)
 '''
+# The same module also registers the .psv format of tests/test_data_registry.py.
+PLUGIN += PSV_PLUGIN
 
 CONFIG = """
 # A lab's experiment. Run: jgnas search --config lab.yaml
