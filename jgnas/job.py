@@ -7,6 +7,7 @@ checkpoints/ (for --resume).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import pathlib
 import sys
@@ -125,3 +126,42 @@ def _write_run_files(run_dir, cfg, ctx, archive, summary, winner, log: Log) -> N
     ndcg = summary.get("vs_best_baseline", {}).get("metric", summary["fitness"])
     log(f"winner {winner['describe']} | test {ndcg} {winner['test'][ndcg]['mean']:.4f}")
     log(f"run directory: {run_dir}")
+
+
+def compare_strategies(
+    cfg: ExperimentConfig,
+    strategies: list[str],
+    seeds: int,
+    out: pathlib.Path,
+    log: Log = experiment.stderr_log,
+) -> dict:
+    """Strategies at an equal budget: each searches with the config's population x generations
+    (its run under out/NAME), then every winner and the config's baselines are retrained together
+    over `seeds` seeds with the final budget and tested once.
+
+    Returns {"searched": {strategy: best valid, describe, trained, evaluated}, "rows": [...]}.
+    """
+    ctx = experiment.prepare(cfg, log)
+    searched, winners = {}, []
+    for name in strategies:
+        c = dataclasses.replace(cfg, search=dataclasses.replace(cfg.search, strategy=name))
+        archive = loop.search(dataclasses.replace(ctx, cfg=c), out / name, log=log)
+        best = loop.top_archs(archive, 1)[0]
+        searched[name] = {
+            "best_valid": best.fitness,
+            "describe": best.describe,
+            "trained": sum(not r.cached for r in archive),
+            "evaluated": len(archive),
+        }
+        winners.append((name, best.arch))
+    baselines = [(b, ctx.space.preset(b)) for b in cfg.final.baselines]
+    rows = experiment.retrain_and_test(
+        ctx,
+        winners + baselines,
+        seeds=seeds,
+        train_cfg=experiment.final_train_config(cfg.train, cfg.final),
+        seed=cfg.search.seed,
+        chunk_size=cfg.search.chunk_size,
+        log=log,
+    ).rows
+    return {"searched": searched, "rows": rows}

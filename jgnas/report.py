@@ -44,6 +44,24 @@ def results_table(rows: Sequence[dict], ks: Sequence[int], label_fn=None) -> lis
     return lines
 
 
+def strategies_table(compared: dict, fitness_name: str, k: int = 20) -> list[str]:
+    """Markdown lines of `jgnas.job.compare_strategies`: one row per strategy winner and baseline."""
+    lines = [
+        f"| strategy / preset | search best valid {fitness_name} | evaluated (trained) | "
+        f"test recall@{k} | test ndcg@{k} | arch |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in compared["rows"]:
+        s = compared["searched"].get(r["label"])
+        head = f"{s['best_valid']:.4f} | {s['evaluated']} ({s['trained']})" if s else "- | -"
+        t = r["test"]
+        lines.append(
+            f"| {r['label']} | {head} | {_cell(t[f'recall@{k}'])} | {_cell(t[f'ndcg@{k}'])} | "
+            f"{r['describe']} |"
+        )
+    return lines
+
+
 def summary_markdown(summary: dict, ks: Sequence[int], seeds: int) -> str:
     """summary.md: the table a person reads first."""
     cols = [f"{m}@{k}" for m in ("recall", "ndcg") for k in ks]
