@@ -1,0 +1,202 @@
+"""Smoke runs of every script on tiny data, in-process, and the pinned bench population."""
+
+import hashlib
+import json
+import pathlib
+import runpy
+import sys
+
+import jax
+import numpy as np
+import pytest
+import yaml
+from conftest import CONFIGS
+from text_utils import TINY, write_model
+
+from jgnas import bench
+from jgnas.ops import BUILTIN_OPS, OPS, register
+
+SCRIPTS = pathlib.Path(__file__).parent.parent / "scripts"
+TINY_CFG = str(CONFIGS / "tiny.yaml")
+
+
+def script_main(name: str):
+    """The `main(argv)` of scripts/<name>.py (imported, not run as __main__)."""
+    return runpy.run_path(str(SCRIPTS / f"{name}.py"))["main"]
+
+
+def run_as_main(name: str, argv: list[str], monkeypatch) -> None:
+    """Runs scripts/<name>.py as __main__ with sys.argv = argv (for scripts without main(argv))."""
+    monkeypatch.setattr(sys, "argv", [f"{name}.py", *argv])
+    try:
+        runpy.run_path(str(SCRIPTS / f"{name}.py"), run_name="__main__")
+    except SystemExit as e:
+        assert e.code in (0, None), f"{name}.py exited with {e.code}"
+
+
+def in_unit(x) -> bool:
+    return 0.0 <= float(x) <= 1.0
+
+
+def table_rows(text: str, first_cell: str) -> list[list[str]]:
+    """The cells of the markdown rows whose first cell is `first_cell`."""
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in text.splitlines()]
+    return [r for r in rows if r[0] == first_cell]
+
+
+# ---- bench ---------------------------------------------------------------------------------------
+
+FIELDS = ("depth", "op", "transform", "act", "residual", "combine", "dim", "dropout", "lr", "l2",
+          "features")  # fmt: skip
+
+
+def fingerprint(archs) -> str:
+    h = hashlib.sha256()
+    for f in FIELDS:
+        h.update(np.asarray(getattr(archs, f), np.float64).round(9).tobytes())
+    return h.hexdigest()[:16]
+
+
+def test_bench_population_is_pinned_and_ignores_new_ops():
+    before = bench.populations(["mixed", "lightgcn"], 32, 0)
+
+    @register("toy_pin", reference=lambda m, h, p, t: m["sym"] @ h, uses_transform=False)
+    def toy_pin(ctx, h, p):
+        """The symmetric aggregation again (a test op)."""
+        return ctx.sym(h)
+
+    try:
+        after = bench.populations(["mixed", "lightgcn"], 32, 0)
+        assert bench.BENCH_SPACE.ops == BUILTIN_OPS and bench.BENCH_SPACE.d_max == 128
+        for name in before:
+            assert after[name][0] == before[name][0]
+            jax.tree.map(np.testing.assert_array_equal, after[name][1], before[name][1])
+        # `Space(max_layers=3).sample(key(0), 32)` as it was when the README's table was measured.
+        assert fingerprint(after["mixed"][1]) == "28d81ef54acb41d1"
+    finally:
+        OPS.pop("toy_pin")
+
+
+def test_bench_profiles():
+    quick = bench.bench_config(quick=True)
+    assert (quick.P, quick.pops, quick.straight_max, quick.eval_p) == (
+        (1, 8), ("mixed", "lightgcn"), 8, 8)  # fmt: skip
+    gpu = bench.bench_config(gpu_profile=True, P=(1, 64))
+    assert gpu.P == (1, 64) and gpu.vmap_mixed and gpu.budget_s == 30.0
+    assert bench.bench_config(full=True).straight_max == 128
+    assert bench.BenchConfig().train_config().batch_size == 2048
+
+
+def test_bench_script(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    script_main("bench")(["--quick", "--config", TINY_CFG, "--pops", "mixed,lightgcn", "--P", "2",
+                          "--chunks", "0", "--straight-max", "1", "--micro-reps", "1",
+                          "--eval-p", "2", "--out", str(out)])  # fmt: skip
+    text = capsys.readouterr().out
+    res = json.loads(out.read_text())
+    assert res["meta"]["dataset"] == "synthetic" and res["meta"]["args"]["P"] == [2]
+    mixed, lgc = res["results"]
+    assert mixed["population"] == "mixed" and mixed["skipped"].startswith("vmapped mixed chunk")
+    assert (lgc["population"], lgc["P"], lgc["chunk"], lgc["failed"]) == ("lightgcn", 2, 2, 0)
+    for key in ("cand_epochs_per_s", "straight_cand_epochs_per_s", "ratio_steady", "ratio_e2e"):
+        assert np.isfinite(lgc[key]) and lgc[key] > 0, key
+    assert len(res["straightforward"]["mixed"]) == 1 and res["evaluation"]["lightgcn chunk=2"]
+    assert set(res["micro"]) == {"kernel.spmm (CSR)", "segment_spmm (jraph)", "BCOO",
+                                 "dense matmul"}  # fmt: skip
+    assert "lightgcn P=2    chunk=2" in text and "cand-ep/s" in text and f"wrote {out}" in text
+    bench.install_compile_listener()  # idempotent: the run installed it already
+    assert bench.compile_seconds() > 0
+
+
+# ---- quality, coldstart --------------------------------------------------------------------------
+
+
+def test_quality_script(tmp_path, capsys):
+    out = tmp_path / "quality.json"
+    script_main("quality")(["--config", TINY_CFG, "--rows", "lightgcn:0.01:2", "--seeds", "2",
+                            "--eval-every", "1", "--curve", "--out", str(out)])  # fmt: skip
+    text = capsys.readouterr().out
+    res = json.loads(out.read_text())
+    pop = res["popularity"]
+    assert pop["recall"] == pytest.approx(pop["lib_recall"], abs=1e-5)
+    assert pop["ndcg"] == pytest.approx(pop["lib_ndcg"], abs=1e-5)
+    (row,) = res["rows"]
+    assert row["preset"] == "lightgcn" and len(row["test_recall20"]) == 2
+    assert all(map(in_unit, row["test_recall20"] + row["test_ndcg20"] + row["valid_ndcg20"]))
+    stat = row["test"]["ndcg@20"]
+    assert stat["mean"] == pytest.approx(np.mean(row["test_ndcg20"]))
+    assert stat["std"] == pytest.approx(np.std(row["test_ndcg20"]))  # population std
+    assert len(row["curve_valid_ndcg20"]) == 2 and "  epoch    2  loss" in text
+    assert " lightgcn lr=0.01   test recall@20 " in text and "±" in text
+
+
+def write_tiny_movielens(folder: pathlib.Path, n_users=40, n_items=50, n_pairs=700) -> None:
+    """u.data, u.item, u.user with titles, genres and user columns for the text templates."""
+    rng = np.random.default_rng(0)
+    pairs = sorted({(int(rng.integers(1, n_users + 1)), int(rng.integers(1, n_items + 1)))
+                    for _ in range(n_pairs)})  # fmt: skip
+    words = "toy story heat action crime comedy romance alpha beta gamma delta cat dog".split()
+    folder.mkdir(parents=True)
+    (folder / "u.data").write_text(
+        "".join(f"{u}\t{i}\t{1 + (u * i) % 5}\t{880000000 + n}\n" for n, (u, i) in enumerate(pairs))
+    )
+    items = [f"{i}|{words[i % 13]} {words[3 * i % 13]} ({1990 + i % 10})|01-Jan-1995||http://x|"
+             + "|".join("1" if g == i % 19 else "0" for g in range(19))
+             for i in range(1, n_items + 1)]  # fmt: skip
+    (folder / "u.item").write_text("\n".join(items) + "\n")
+    occupations = ("writer", "doctor", "none")
+    (folder / "u.user").write_text("".join(f"{u}|{20 + u}|{'MF'[u % 2]}|{occupations[u % 3]}|0\n"
+                                           for u in range(1, n_users + 1)))  # fmt: skip
+
+
+@pytest.mark.slow  # ~18 s (cold compile cache): the cold-start space (8 ops, 4 layers, d 128)
+def test_coldstart_script(tmp_path, capsys):
+    write_tiny_movielens(tmp_path / "ml")
+    config = {
+        "data": {"name": "tinyml", "path": str(tmp_path / "ml"), "format": "movielens"},
+        "text": {"model_path": str(write_model(tmp_path / "bert", TINY)),
+                 "cache_dir": str(tmp_path / "text")},
+    }  # fmt: skip
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    out = tmp_path / "coldstart.json"
+    script_main("coldstart")(["--quick", "--config", str(tmp_path / "c.yaml"), "--presets",
+                              "mf,lightgcn+text", "--out", str(out)])  # fmt: skip
+    text = capsys.readouterr().out
+    res = json.loads(out.read_text())
+    assert res["meta"]["encode_sentences_per_s"] > 0
+    for split, sets in (("ratio", ["test"]), ("cold_item", ["warm", "cold_all", "cold_only"])):
+        for preset in ("mf", "lightgcn+text"):
+            got = res["results"][split][preset]
+            for name in sets:
+                values = got[f"{name}/recall@20"] + got[f"{name}/ndcg@20"]
+                assert len(values) == 2 and all(map(in_unit, values)), (split, preset, name)
+    for preset in ("mf", "lightgcn+text"):
+        (row,) = table_rows(text, preset)
+        assert len(row) == 9 and all(" ± " in c for c in row[1:8])
+    assert "population std, ddof=0" in text
+
+
+# ---- scripts over the job: search, compare_strategies --------------------------------------------
+
+
+def test_search_script(tmp_path, monkeypatch):
+    run_as_main("search", ["--config", TINY_CFG, "--out", str(tmp_path), "-q"], monkeypatch)
+    final = json.loads((tmp_path / "final_metrics.json").read_text())
+    assert [r["label"] for r in final["rows"]] == ["search#1", "mf"]
+    assert all(in_unit(r["test"]["recall@20"]["mean"]) for r in final["rows"])
+    assert (tmp_path / "best_arch.json").exists() and (tmp_path / "summary.md").exists()
+
+
+@pytest.mark.slow  # ~18 s (cold compile cache): two searches and the retraining
+def test_compare_strategies_script(tmp_path, monkeypatch, capsys):
+    argv = ["--config", TINY_CFG, "--strategies", "random", "regularized_evolution", "--seeds",
+            "2", "--out", str(tmp_path)]  # fmt: skip
+    run_as_main("compare_strategies", argv, monkeypatch)
+    text = capsys.readouterr().out
+    res = json.loads((tmp_path / "compare.json").read_text())
+    assert set(res["searched"]) == {"random", "regularized_evolution"}
+    assert [r["label"] for r in res["rows"]] == ["random", "regularized_evolution", "mf"]
+    for label in ("random", "regularized_evolution", "mf"):
+        (row,) = table_rows(text, label)
+        mean, std = (float(x) for x in row[3].split(" ± "))
+        assert in_unit(mean) and std >= 0
