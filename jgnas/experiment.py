@@ -117,6 +117,11 @@ def mean_std(rows: Sequence[dict[str, float]]) -> dict[str, dict[str, float]]:
     }
 
 
+def format_mean_std(stat: dict[str, float]) -> str:
+    """A `mean_std` entry as the tables print it: `0.3303 ± 0.0004`."""
+    return f"{stat['mean']:.4f} ± {stat['std']:.4f}"
+
+
 @dataclasses.dataclass
 class Retrained:
     """The output of `retrain_and_test`: one JSON-ready row per arch, and the raw population

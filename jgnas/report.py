@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from jgnas.experiment import format_mean_std
 from jgnas.search.loop import Candidate, cost_of
 from jgnas.search.pareto import pareto_front
 
@@ -29,8 +30,7 @@ def pareto(archive: Sequence[Candidate], cost: str, fitness_name: str) -> list[d
     ]
 
 
-def _cell(stat: dict) -> str:
-    return f"{stat['mean']:.4f} ± {stat['std']:.4f}"
+_cell = format_mean_std
 
 
 def results_table(rows: Sequence[dict], ks: Sequence[int], label_fn=None) -> list[str]:

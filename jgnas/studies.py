@@ -22,7 +22,7 @@ from jgnas import data as data_lib
 from jgnas import experiment, features
 from jgnas import metrics as metrics_lib
 from jgnas import text as text_lib
-from jgnas.experiment import Log, mean_std, metrics_at
+from jgnas.experiment import Log, format_mean_std, mean_std, metrics_at
 from jgnas.ops import BUILTIN_OPS
 from jgnas.space import Space, stack
 from jgnas.train import Engine, TrainConfig, TrainData, make_data
@@ -47,8 +47,7 @@ COLDSTART_SPACE = Space(
 
 def pm(values: Sequence[float]) -> str:
     """`mean ± std` of per-seed values, 4 decimals (`experiment.mean_std`: population std)."""
-    s = mean_std([{"v": float(v)} for v in values])["v"]
-    return f"{s['mean']:.4f} ± {s['std']:.4f}"
+    return format_mean_std(mean_std([{"v": float(v)} for v in values])["v"])
 
 
 # ---- presets to convergence ----------------------------------------------------------------------
