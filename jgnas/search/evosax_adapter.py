@@ -35,6 +35,9 @@ _UNSUPPORTED = {
     "not one population of P genomes",
     "SV_Open_ES": "runs num_populations coupled sub-populations (Stein variational): "
     "not one population of P genomes",
+    "GuidedES": "needs a surrogate gradient in its state before every ask (an architecture "
+    "search has none; without it the guided subspace is zeros and its state holds NaN sentinels)",
+    "RandomSearch": "needs a user sampling_fn; use jgnas's own `random` strategy",
 }
 
 # Class names that differ from the registry keys are accepted too.
