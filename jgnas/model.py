@@ -199,6 +199,9 @@ def propagate(
     return out * mask, h0
 
 
+LOSSES = ("bpr", "softmax")
+
+
 def bpr_loss(
     params: dict,
     arch: Arch,
@@ -209,24 +212,39 @@ def bpr_loss(
     space: Space,
     mode: str = "switch",
     spmm_fn: Callable = spmm,
+    loss: str = "bpr",
+    temperature: float = 1.0,
 ) -> jax.Array:
-    """BPR loss of a batch (users, positive items, negative items; item ids from 0).
+    """The training loss of a batch (users, positive items, negative items; item ids from 0).
 
-    loss = mean(-log σ(ŷ_ui − ŷ_uj)) + l2 · ½ (‖e_u‖² + ‖e_i‖² + ‖e_j‖²) / B on the input
-    embeddings, as in LightGCN.
+    One negative per positive (neg [B]), BPR: mean(-log σ(ŷ_ui − ŷ_uj)). K negatives (neg [B, K]):
+    "bpr" averages that over the K pairs; "softmax" is the sampled softmax (InfoNCE) over the
+    positive and its K negatives at `temperature` τ: mean(-log softmax([ŷ_ui, ŷ_uj...] / τ)[0]).
+    Plus `arch.l2 · ½ (‖e_u‖² + ‖e_i‖² + ‖e_j‖²) / B` on the input embeddings of the user, the
+    positive and the first negative, as in LightGCN.
     """
     h, h0 = propagate(params, arch, inputs, key, space=space, mode=mode, spmm_fn=spmm_fn)
     n_users = inputs.graph.n_users
     u, i, j = batch
-    hu, hi, hj = h[u], h[i + n_users], h[j + n_users]
-    x = jnp.sum(hu * (hi - hj), axis=-1)
-    bpr = -jnp.mean(jax.nn.log_sigmoid(x))
+    j0 = j if j.ndim == 1 else j[:, 0]
+    hu, hi = h[u], h[i + n_users]
+    if j.ndim == 1 and loss == "bpr":  # the classic triple, kept verbatim
+        main = -jnp.mean(jax.nn.log_sigmoid(jnp.sum(hu * (hi - h[j + n_users]), axis=-1)))
+    else:
+        neg = j[:, None] if j.ndim == 1 else j
+        s_pos = jnp.sum(hu * hi, axis=-1)  # [B]
+        s_neg = jnp.einsum("bd,bkd->bk", hu, h[neg + n_users])  # [B, K]
+        if loss == "bpr":
+            main = -jnp.mean(jax.nn.log_sigmoid(s_pos[:, None] - s_neg))
+        else:
+            logits = jnp.concatenate([s_pos[:, None], s_neg], axis=1) / temperature
+            main = -jnp.mean(jax.nn.log_softmax(logits, axis=1)[:, 0])
     reg = (
         0.5
-        * (jnp.sum(h0[u] ** 2) + jnp.sum(h0[i + n_users] ** 2) + jnp.sum(h0[j + n_users] ** 2))
+        * (jnp.sum(h0[u] ** 2) + jnp.sum(h0[i + n_users] ** 2) + jnp.sum(h0[j0 + n_users] ** 2))
         / u.shape[0]
     )
-    return bpr + arch.l2 * reg
+    return main + arch.l2 * reg
 
 
 def embeddings(params, arch, inputs, *, space, mode="switch", spmm_fn=spmm):

@@ -123,6 +123,33 @@ def sample_bpr(
     return users, pos, neg.astype(jnp.int32)
 
 
+def sample_batch(
+    key: jax.Array, data: SamplerData, batch_size: int, negatives: int = 1
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """`sample_bpr` with `negatives` negatives per positive (static).
+
+    negatives == 1 is `sample_bpr` itself (neg_items [B]); otherwise the first column is exactly
+    `sample_bpr`'s negative and the others are further independent draws for the same users (with
+    the same exactness: never a positive when `reject_positives`), neg_items [B, negatives].
+    """
+    users, pos, neg = sample_bpr(key, data, batch_size)
+    if negatives == 1:
+        return users, pos, neg
+    keys = jax.random.split(jax.random.fold_in(key, 2), negatives - 1)
+    more = jax.vmap(lambda k: _negatives(k, data, users))(keys)  # [K-1, B]
+    return users, pos, jnp.concatenate([neg[:, None], more.T], axis=1)
+
+
+def _negatives(key: jax.Array, data: SamplerData, users: jax.Array) -> jax.Array:
+    """One negative per user, drawn as `sample_bpr` draws it."""
+    if not data.reject_positives:
+        return jax.random.randint(key, users.shape, 0, data.n_items).astype(jnp.int32)
+    n_neg = data.n_items - (data.indptr[users + 1] - data.indptr[users])
+    r = jax.random.randint(key, users.shape, 0, jnp.maximum(n_neg, 1))
+    fallback = jax.random.randint(jax.random.fold_in(key, 1), users.shape, 0, data.n_items)
+    return jnp.where(n_neg > 0, _nth_negative(data, users, r), fallback).astype(jnp.int32)
+
+
 def n_batches_per_epoch(data: SamplerData, batch_size: int) -> int:
     """ceil(n_train / batch_size): the static number of batches in one epoch."""
     return -(-data.n_train // batch_size)

@@ -1,6 +1,7 @@
 """The population engine: vmapped chunks vs solo runs, failure isolation, compile-once, sharding,
 reproducibility, early stopping and config validation."""
 
+import dataclasses
 import json
 import os
 import pathlib
@@ -205,7 +206,25 @@ def test_early_stopping(engines, solo_run):
     assert n_stopped_learning >= 1  # a learning member stopped early: the check above bites
 
 
+def test_softmax_objective_vmapped_equals_solo(data):
+    # The sampled-softmax objective with 3 negatives: finite, different from BPR, and a vmapped
+    # chunk equals solo runs (the negatives are drawn per member key).
+    cfg = dataclasses.replace(CFG, loss="softmax", negatives=3, temperature=0.5)
+    archs, keys = population(11), member_keys(11)
+    solo = Engine(cfg, SPACE, data, chunk_size=1).train(keys, archs)
+    vmapped = Engine(cfg, SPACE, data, chunk_size=P).train(keys, archs)
+    assert_close(solo.fitness, vmapped.fitness)
+    assert_close(solo.params, vmapped.params)
+    assert np.all(np.isfinite(np.asarray(solo.loss)[~np.asarray(solo.failed)][:, :1]))
+    bpr = Engine(CFG, SPACE, data, chunk_size=1).train(keys, archs)
+    assert not np.allclose(np.asarray(bpr.params["emb"]), np.asarray(solo.params["emb"]))
+
+
 def test_train_config_validation():
+    with pytest.raises(ValueError, match="train.loss"):
+        TrainConfig(loss="hinge")
+    with pytest.raises(ValueError, match="train.negatives"):
+        TrainConfig(negatives=0)
     with pytest.raises(ValueError, match="eval_every"):
         TrainConfig(epochs=5, eval_every=2)
     with pytest.raises(ValueError, match="eval_every"):

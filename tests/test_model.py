@@ -223,3 +223,34 @@ def test_init_params_shapes(inputs, params):
     assert params["alpha"].shape == (L + 1,)
     # Layers get different weights (independent keys).
     assert not np.allclose(params["layers"]["w"][0], params["layers"]["w"][1])
+
+
+# ---- the objective ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("loss", ["bpr", "softmax"])
+def test_objective_with_k_negatives_matches_numpy(loss, dataset, inputs, params):
+    # MF (depth 0): h = the masked ID embeddings, so the loss has a closed form in NumPy.
+    arch = SPACE.from_dict({**SPACE.to_dict(SPACE.preset("mf")), "l2": 1e-4})
+    rng = np.random.default_rng(3)
+    B, K, tau = 12, 5, 0.3
+    n_users = dataset.n_users
+    u = rng.integers(0, n_users, B).astype(np.int32)
+    i = rng.integers(0, dataset.n_items, B).astype(np.int32)
+    j = rng.integers(0, dataset.n_items, (B, K)).astype(np.int32)
+    got = model_lib.bpr_loss(params, arch, inputs, (u, i, j), None, space=SPACE, loss=loss,
+                             temperature=tau)  # fmt: skip
+    e = np.asarray(params["emb"], np.float64) * (np.arange(SPACE.d_max) < int(arch.dim))
+    eu, ei, ej = e[u], e[i + n_users], e[j + n_users]
+    sp, sn = (eu * ei).sum(-1), np.einsum("bd,bkd->bk", eu, ej)
+    if loss == "bpr":
+        main = np.mean(np.log1p(np.exp(-(sp[:, None] - sn))))
+    else:
+        logits = np.concatenate([sp[:, None], sn], 1) / tau
+        main = np.mean(np.log(np.exp(logits).sum(1)) - logits[:, 0])
+    reg = 0.5 * ((eu**2).sum() + (ei**2).sum() + (ej[:, 0] ** 2).sum()) / B
+    np.testing.assert_allclose(float(got), main + 1e-4 * reg, rtol=1e-5)
+    if loss == "bpr":  # one negative column in a [B, 1] batch is the classic triple
+        one = model_lib.bpr_loss(params, arch, inputs, (u, i, j[:, 0]), None, space=SPACE)
+        two = model_lib.bpr_loss(params, arch, inputs, (u, i, j[:, :1]), None, space=SPACE)
+        np.testing.assert_allclose(float(one), float(two), rtol=1e-6)

@@ -9,6 +9,7 @@ from jgnas.sampler import (
     epoch_batches,
     make_sampler_data,
     n_batches_per_epoch,
+    sample_batch,
     sample_bpr,
 )
 
@@ -142,3 +143,29 @@ def test_duplicates_collapsed_and_bad_input():
         make_sampler_data(inter([0], [3]), 2, 3)
     with pytest.raises(DataError, match="no interactions"):
         make_sampler_data(Interactions.empty(), 2, 3)
+
+
+@pytest.mark.parametrize("reject", [True, False])
+def test_k_negatives_extend_the_triple_and_never_hit_positives(reject):
+    adj, train = dense_graph(seed=4)
+    data = make_sampler_data(train, *adj.shape, reject_positives=reject)
+    key = jax.random.key(9)
+    f = jax.jit(sample_batch, static_argnums=(2, 3))
+    users, pos, neg = f(key, data, 256, 6)
+    u1, p1, n1 = sample_bpr(key, data, 256)
+    assert neg.shape == (256, 6) and neg.dtype == np.int32
+    # The first column is the classic triple's negative; the batch's users and positives too.
+    np.testing.assert_array_equal(users, u1)
+    np.testing.assert_array_equal(pos, p1)
+    np.testing.assert_array_equal(neg[:, 0], n1)
+    assert np.all((np.asarray(neg) >= 0) & (np.asarray(neg) < adj.shape[1]))
+    hits = adj[np.asarray(users)[:, None], np.asarray(neg)]
+    full = adj[np.asarray(users)].all(1)  # a user with every item positive falls back to uniform
+    if reject:
+        assert not hits[~full].any()
+    else:
+        assert hits.any()  # uniform negatives do hit positives on this dense graph
+    # The columns are different draws, and K = 1 is exactly sample_bpr.
+    assert not np.array_equal(neg[:, 1], neg[:, 2])
+    one = sample_batch(key, data, 256, 1)
+    np.testing.assert_array_equal(one[2], n1)
