@@ -40,7 +40,14 @@ def _cmd_data_info(args: argparse.Namespace) -> int:
         raise data.DataError("data info: give DATASET_OR_PATH or --config FILE")
     else:
         cfg = _data_config(args)
-    summary = data.info(cfg, cache_dir=args.cache_dir, cache=not args.no_cache)
+    summary = data.info(cfg, cache_dir=args.cache_dir, cache=not args.no_cache, log=_log)
+    negative = summary["stats"].get("negative_ratings", 0)
+    if negative:
+        _log(
+            f"warning: {negative} interactions have negative ratings and are kept as positives "
+            "(every kept interaction is a positive); set data.rating_threshold "
+            "(--rating-threshold) to drop them"
+        )
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0
@@ -111,7 +118,7 @@ def _run_dir(args: argparse.Namespace, name: str) -> pathlib.Path:
 
 def _cmd_search(args: argparse.Namespace) -> int:
     from jgnas import config as config_lib
-    from jgnas import job
+    from jgnas import job, rundir
 
     log = (lambda m: None) if args.quiet else _log
     if args.resume:
@@ -120,19 +127,22 @@ def _cmd_search(args: argparse.Namespace) -> int:
             raise data.DataError(f"{run_dir}: not a run directory (no config.yaml)")
         if args.config or args.set:
             raise data.DataError("--resume takes the run's own config.yaml; drop --config/--set")
+        if args.overwrite:
+            raise data.DataError("--overwrite starts a new run; it does not go with --resume")
         cfg = config_lib.load(run_dir / "config.yaml")
     else:
         cfg = _experiment(args)
         run_dir = _run_dir(args, cfg.name)
-    try:
-        job.run(cfg, run_dir, resume=bool(args.resume), log=log, progress=not args.quiet)
-    except KeyboardInterrupt:
-        print(
-            f"interrupted; the last finished generation is checkpointed. Resume with: "
-            f"jgnas search --resume {run_dir}",
-            file=sys.stderr,
-        )
-        return 130
+    args.on_interrupt = lambda: rundir.interrupted_message(run_dir)
+    job.run(
+        cfg,
+        run_dir,
+        resume=bool(args.resume),
+        overwrite=args.overwrite,
+        log=log,
+        progress=not args.quiet,
+        should_stop=args.should_stop,
+    )
     return 0
 
 
@@ -140,26 +150,31 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from jgnas import experiment, report
 
     log = (lambda m: None) if args.quiet else _log
+    if args.seeds is not None and args.seeds < 1:
+        raise data.DataError(f"--seeds: must be >= 1, got {args.seeds}")
     cfg = _experiment(args)
     candidates = []
     for name in args.preset or ():
         candidates.append((name, cfg.space.preset(name)))
+        for change in cfg.space.preset_changes(name):
+            log(f"note: preset {name}: {change}")
     for path in args.arch or ():
         p = pathlib.Path(path)
         if not p.is_file():
             raise data.DataError(f"{p}: no such arch file")
-        candidates.append((p.stem, cfg.space.from_json(p.read_text(), where=str(p))))
+        candidates.append((p.stem, cfg.space.from_json(_read_text(p), where=str(p))))
     if not candidates:
         raise data.DataError("train: give --preset NAME and/or --arch FILE")
     ctx = experiment.prepare(cfg, log)  # after the cheap checks: bad names fail before data loads
     retrained = experiment.retrain_and_test(
         ctx,
         candidates,
-        seeds=args.seeds or cfg.final.seeds,
+        seeds=cfg.final.seeds if args.seeds is None else args.seeds,
         train_cfg=experiment.final_train_config(cfg.train, cfg.final),
         seed=cfg.search.seed,
         chunk_size=cfg.search.chunk_size,
         log=log,
+        should_stop=args.should_stop,
     )
     out = {"config": cfg.name, "dataset": ctx.dataset.name, "rows": retrained.rows}
     if args.out:
@@ -169,9 +184,18 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_text(p: pathlib.Path) -> str:
+    try:
+        return p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise data.DataError(f"{p}: not a UTF-8 text file") from None
+
+
 def _cmd_recommend(args: argparse.Namespace) -> int:
     from jgnas import serve
 
+    if args.k < 1:
+        raise data.DataError(f"-k: must be >= 1, got {args.k}")
     rec = serve.load(args.run_dir)
     rows = rec.recommend(args.user, k=args.k)
     if args.json:
@@ -255,6 +279,7 @@ def _search_parser(subparsers) -> None:
     p = subparsers.add_parser("search", help="architecture search, retrain the winners, test")
     _common(p)
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted search")
+    p.add_argument("--overwrite", action="store_true", help="replace what a non-empty --out holds")
     p.set_defaults(fn=_cmd_search)
 
 
@@ -301,21 +326,49 @@ def _all_parsers(parser: argparse.ArgumentParser):
         yield from _all_parsers(child)
 
 
+# Seconds from Ctrl-C to the forced exit when the run has not reached a chunk boundary by then.
+INTERRUPT_GRACE_S = 5.0
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Runs the CLI. Returns the exit code: 0 ok, 2 bad input (one `error:` line on stderr).
+    """Runs the CLI. Returns the exit code: 0 ok, 2 bad input (one `error:` line on stderr),
+    130 interrupted (Ctrl-C; one line on stderr, for a search with the command that resumes it).
+
+    Ctrl-C (`jgnas.interrupt.catch_sigint`): `search` and `train` stop at the next chunk or
+    generation boundary; any command that has not stopped INTERRUPT_GRACE_S seconds later, or
+    gets a second Ctrl-C, exits at once with 130 (safe: a run survives being killed anywhere).
 
     Args:
       argv: arguments without the program name (None: sys.argv[1:]).
     """
-    args = build_parser().parse_args(argv)
-    try:
-        from jgnas import plugins
+    from jgnas import interrupt
 
-        plugins.import_all(args.imports or ())
-        return args.fn(args)
-    except (ValueError, FileNotFoundError) as e:  # DataError, ConfigError and bad values
-        print(f"error: {e}", file=sys.stderr)
+    args = build_parser().parse_args(argv)
+    args.on_interrupt = lambda: "interrupted"  # a command may say more (search: how to resume)
+    try:
+        with interrupt.catch_sigint(
+            lambda: args.on_interrupt(),
+            grace_s=INTERRUPT_GRACE_S,
+            cooperative=args.cmd in ("search", "train"),
+        ) as should_stop:
+            args.should_stop = should_stop
+            from jgnas import plugins
+
+            plugins.import_all(args.imports or ())
+            return args.fn(args)
+    except KeyboardInterrupt:  # jgnas.interrupt.Interrupted, or Ctrl-C in another command
+        if sys.stderr.isatty():
+            print(file=sys.stderr)  # off a progress bar's line
+        print(args.on_interrupt(), file=sys.stderr)
+        return 130
+    except (ValueError, OSError) as e:  # DataError, ConfigError, RunDirError, bad values, files
+        print(f"error: {_one_line(e)}", file=sys.stderr)
         return 2
+
+
+def _one_line(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return lines[0] if lines else type(e).__name__
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
+import re
 import types
 import typing
 from typing import Any
@@ -100,6 +101,11 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
         return value
     if tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
+            try:
+                value = float(value.strip())
+            except ValueError:
+                raise ConfigError(f"{where}: expected a number, got {value!r}") from None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
         return float(value)
@@ -179,7 +185,10 @@ def from_dict(
         plugins = plugins_lib.import_all(plugins, base=base)
     except ValueError as e:
         raise ConfigError(str(e)) from None
-    kwargs: dict[str, Any] = {"name": str(d.get("name", ExperimentConfig.name)), "plugins": plugins}
+    kwargs: dict[str, Any] = {
+        "name": _name(d.get("name", ExperimentConfig.name)),
+        "plugins": plugins,
+    }
     for name, cls in SECTIONS.items():
         values = d.get(name) or {}
         if not isinstance(values, dict):
@@ -196,6 +205,38 @@ def from_dict(
     return ExperimentConfig(**kwargs)
 
 
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
+
+
+def _name(value: Any) -> str:
+    """The `name` key: it names the run directory (runs/NAME-TIMESTAMP), so a plain file name."""
+    name = str(value)
+    if not _NAME.fullmatch(name) or len(name) > 100:
+        raise ConfigError(
+            f"name: {name!r} must be a plain file name (letters, digits, '.', '_', '+', '-', "
+            "starting with a letter or digit); it names the run directory"
+        )
+    return name
+
+
+def check_strategy(search: SearchConfig, space: Space) -> None:
+    """Builds the search strategy once, so that bad `search.strategy_kwargs` or a population size
+    the algorithm refuses fail before any work (`jgnas.job` calls it first; not at load time, as
+    an evosax algorithm takes seconds to build the first time, which `jgnas config` need not pay)."""
+    from jgnas.search.strategies import GenomeSpec, make_strategy
+
+    try:
+        make_strategy(
+            search.strategy,
+            GenomeSpec(space.gene_sizes),
+            search.population_size,
+            **search.strategy_kwargs,
+        )
+    except (ValueError, TypeError) as e:
+        msg = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise ConfigError(f"search.strategy_kwargs: {msg}") from None
+
+
 def load(path: str | pathlib.Path | None, overrides: typing.Sequence[str] = ()) -> ExperimentConfig:
     """Reads a YAML experiment config (None: all defaults) and applies overrides."""
     if path is None:
@@ -203,12 +244,21 @@ def load(path: str | pathlib.Path | None, overrides: typing.Sequence[str] = ()) 
     p = pathlib.Path(path)
     if not p.is_file():
         raise ConfigError(f"{p}: no such config file")
+    raw = p.read_bytes()
     try:
-        d = yaml.safe_load(p.read_text()) or {}
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise ConfigError(
+            f"{p}:{line}: not a UTF-8 text file (byte 0x{raw[e.start]:02x}); a config is YAML text"
+        ) from None
+    try:
+        d = yaml.safe_load(text) or {}
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{p}{line}: not valid YAML ({getattr(e, 'problem', e)})") from None
+        problem = getattr(e, "problem", None) or (str(e).strip().splitlines() or ["?"])[0]
+        raise ConfigError(f"{p}{line}: not valid YAML ({problem})") from None
     if not isinstance(d, dict):
         raise ConfigError(f"{p}: the top level must be a mapping of sections")
     return from_dict(d, overrides, where=str(p), base=p.parent)

@@ -15,6 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, PartitionSpec
 
+from jgnas.interrupt import StopFn, check
+
 __all__ = ["Executor", "default_chunk_size"]
 
 
@@ -33,15 +35,25 @@ class Executor:
     arguments; the shared ones are broadcast) must compute the same thing; `fn_solo` is used when
     chunk_size == 1. With more than one local device (and chunk_size a multiple of their number),
     each chunk's population axis is sharded over them with `shard_map`.
+
+    `should_stop` (optional) is asked before each chunk; when it says so, the call raises
+    `jgnas.interrupt.Interrupted` there, between two chunks and never inside XLA.
     """
 
     def __init__(
-        self, fn_solo: Callable, fn_member: Callable, n_batched: int, chunk_size: int, devices=None
+        self,
+        fn_solo: Callable,
+        fn_member: Callable,
+        n_batched: int,
+        chunk_size: int,
+        devices=None,
+        should_stop: StopFn | None = None,
     ):
         if chunk_size < 1:
             raise ValueError(f"chunk_size: must be >= 1, got {chunk_size}")
         self.chunk_size = chunk_size
         self.n_batched = n_batched
+        self.should_stop = should_stop
         self.on_chunk: Callable[[int, int], None] | None = None  # progress: (done, total)
         self.last_seconds = np.zeros(0)
         devices = list(devices) if devices is not None else jax.local_devices()
@@ -78,6 +90,7 @@ class Executor:
         outs = []
         seconds = np.zeros(P)
         for start in range(0, P, c):
+            check(self.should_stop)
             t0 = time.perf_counter()
             n = min(c, P - start)
             if c == 1:

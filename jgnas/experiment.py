@@ -21,6 +21,7 @@ import numpy as np
 
 from jgnas import data as data_lib
 from jgnas import metrics as metrics_lib
+from jgnas.interrupt import StopFn
 from jgnas.space import Arch, Space, stack
 from jgnas.train import Engine, TrainConfig, TrainData, TrainResult, make_data
 
@@ -53,10 +54,19 @@ class FinalConfig:
     baselines: tuple[str, ...] = ("lightgcn", "ngcf", "mf")
 
     def __post_init__(self):
+        # Checked here, when the config is read, not when retraining starts after the search.
         if self.top_k < 1:
             raise ValueError(f"final.top_k: must be >= 1, got {self.top_k}")
         if self.seeds < 1:
             raise ValueError(f"final.seeds: must be >= 1, got {self.seeds}")
+        if self.epochs < 1:
+            raise ValueError(f"final.epochs: must be >= 1, got {self.epochs}")
+        if self.eval_every < 0 or self.epochs % (self.eval_every or self.epochs):
+            raise ValueError(
+                f"final.eval_every: must divide final.epochs={self.epochs}, got {self.eval_every}"
+            )
+        if self.patience < 0:
+            raise ValueError(f"final.patience: must be >= 0, got {self.patience}")
 
 
 def final_train_config(train: TrainConfig, final: FinalConfig) -> TrainConfig:
@@ -81,10 +91,46 @@ class Context:
         return self.dataset.n_users + self.dataset.n_items
 
 
+def check_dataset(dataset: data_lib.Dataset, cfg: ExperimentConfig) -> None:
+    """Refuses a dataset an experiment cannot report on, in one line naming the split and the
+    counts: an empty validation part (nothing to select on) or test part (nothing to report), or
+    a cut-off of train.ks above the number of items."""
+    counts = {p: len(getattr(dataset, p)) for p in ("train", "valid", "test")}
+    for part, use in (("valid", "select architectures on"), ("test", "report")):
+        if counts[part]:
+            continue
+        n = np.bincount(dataset.train.users, minlength=dataset.n_users)
+        for p in ("valid", "test"):
+            n = n + np.bincount(getattr(dataset, p).users, minlength=dataset.n_users)
+        hint = f"check data.split={cfg.data.split!r} and data.ratios={list(cfg.data.ratios)}"
+        if n.max(initial=0) < 3 and cfg.data.split in ("ratio", "temporal", "loo"):
+            hint = (
+                f"every user has fewer than 3 interactions (at most {int(n.max(initial=0))}), and "
+                f"the {cfg.data.split} split keeps such users' interactions in train"
+            )
+        split = "/".join(str(v) for v in counts.values())
+        raise data_lib.DataError(
+            f"data {dataset.name}: the {part} split is empty (train/valid/test = {split} "
+            f"interactions, {dataset.n_users} users), so there is nothing to {use}: {hint}"
+        )
+    if max(cfg.train.ks) > dataset.n_items:
+        raise data_lib.DataError(
+            f"train.ks: {list(cfg.train.ks)} has a cut-off above the {dataset.n_items} items of "
+            f"{dataset.name}; every k must be <= the number of items"
+        )
+
+
 def prepare(cfg: ExperimentConfig, log: Log = stderr_log) -> Context:
-    """Loads the dataset (and text vectors), builds the shared graph and the validation set."""
+    """Loads the dataset (and text vectors), builds the shared graph and the validation set.
+
+    Fails early (`check_dataset`) on data the experiment cannot report on."""
     t0 = time.perf_counter()
-    dataset = data_lib.load(cfg.data)
+    dataset = data_lib.load(cfg.data, log=log)
+    check_dataset(dataset, cfg)
+    negative = int(dataset.stats.get("negative_ratings", 0))
+    if negative:
+        log(f"warning: {negative} interactions with negative ratings are kept as positives "
+            "(set data.rating_threshold to drop them)")  # fmt: skip
     text = None
     if cfg.text.enabled:
         from jgnas.features import node_text_matrix
@@ -143,19 +189,20 @@ def retrain_and_test(
     seed: int = 0,
     chunk_size: int | None = None,
     log: Log = stderr_log,
+    should_stop: StopFn | None = None,
 ) -> Retrained:
     """Trains every (label, arch) over `seeds` seeds as one population (archs x seeds), with early
     stopping on validation, then tests each member once (ranking excludes train and valid items).
 
     Each row: label, arch (dict), describe, seeds, failed (count), best_epoch (per seed), valid and
-    test (`mean_std` over seeds) and test_per_seed.
+    test (`mean_std` over seeds) and test_per_seed. `should_stop`: see `jgnas.train.Engine`.
     """
     if seeds < 1:
         raise ValueError(f"seeds: must be >= 1, got {seeds}")
     archs = stack([a for _, a in candidates for _ in range(seeds)])
     root = jax.random.fold_in(jax.random.key(seed), 7)
     keys = jax.numpy.stack([jax.random.fold_in(root, s) for _ in candidates for s in range(seeds)])
-    engine = Engine(train_cfg, ctx.space, ctx.data, chunk_size=chunk_size)
+    engine = Engine(train_cfg, ctx.space, ctx.data, chunk_size=chunk_size, should_stop=should_stop)
     t0 = time.perf_counter()
     res = engine.train(keys, archs)
     t_train = time.perf_counter() - t0

@@ -2,11 +2,12 @@
 
 Run directory: config.yaml (resolved), history.jsonl, best_arch.json, final_metrics.json,
 best_model/ (orbax checkpoint of the winner's parameters), search_curve.png, summary.md,
-checkpoints/ (for --resume).
+checkpoints/ (for --resume), and .lock (held by the process writing it; `jgnas.rundir`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import pathlib
@@ -19,11 +20,16 @@ import orbax.checkpoint as ocp
 import yaml
 
 from jgnas import config as config_lib
-from jgnas import experiment, report
+from jgnas import experiment, report, rundir
 from jgnas.config import ExperimentConfig
-from jgnas.search import loop
+from jgnas.interrupt import StopFn
+from jgnas.search import checkpoints, loop
 
 Log = Callable[[str], None]
+
+
+class SearchError(ValueError):
+    """The search ended without a result to report (one line; the run directory is kept)."""
 
 
 def run(
@@ -31,16 +37,45 @@ def run(
     run_dir: str | pathlib.Path,
     *,
     resume: bool = False,
+    overwrite: bool = False,
     log: Log = experiment.stderr_log,
     on_generation: Callable[[int], None] | None = None,
     progress: bool = True,
+    should_stop: StopFn | None = None,
 ) -> dict:
-    """Runs the whole job and returns the summary written to final_metrics.json."""
-    run_dir = pathlib.Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    """Runs the whole job and returns the summary written to final_metrics.json.
+
+    Args:
+      cfg: the experiment (validated whole when it was built).
+      run_dir: the run directory. A new run needs it absent or empty (`overwrite` empties it);
+        it is locked while the job writes it (`jgnas.rundir.claim`).
+      resume: continue the run in run_dir from its latest intact checkpoint.
+      log, progress: progress lines, and a progress bar on a terminal.
+      on_generation: called after each generation's checkpoint (tests).
+      should_stop: asked between generations and training chunks; when true, the job raises
+        `jgnas.interrupt.Interrupted` there, and `--resume` continues it.
+
+    A new run that fails before its first checkpoint removes what it created; an interrupted one
+    keeps its directory (config.yaml included), so it can always be resumed. A search in which
+    every candidate failed raises `SearchError` with a summary, keeping history.jsonl.
+    """
+    config_lib.check_strategy(cfg.search, cfg.space)
+    with rundir.claim(run_dir, resume=resume, overwrite=overwrite) as claim:
+        try:
+            return _run(cfg, claim.path, resume, log, on_generation, progress, should_stop)
+        except BaseException as e:
+            # Nothing to resume: a failure before the first checkpoint, or an interruption
+            # before config.yaml was written.
+            resumable = isinstance(e, KeyboardInterrupt) and (claim.path / "config.yaml").exists()
+            if not resume and not resumable and not rundir.has_checkpoint(claim.path):
+                claim.discard()
+            raise
+
+
+def _run(cfg, run_dir: pathlib.Path, resume, log, on_generation, progress, should_stop) -> dict:
     if not resume:
         text = yaml.safe_dump(config_lib.to_dict(cfg), sort_keys=False)
-        loop.write_atomic(run_dir / "config.yaml", text)
+        checkpoints.write_atomic(run_dir / "config.yaml", text)
     ctx = experiment.prepare(cfg, log)
     t0 = time.perf_counter()
     archive = loop.search(
@@ -50,13 +85,17 @@ def run(
         log=log,
         on_generation=on_generation,
         progress=progress and sys.stderr.isatty(),
+        should_stop=should_stop,
     )
     t_search = time.perf_counter() - t0
 
     fcfg = cfg.final
     top = loop.top_archs(archive, fcfg.top_k)
     if not top:
-        raise RuntimeError("every candidate failed; nothing to retrain (see history.jsonl)")
+        raise SearchError(
+            f"every candidate failed, nothing to retrain: {loop.failure_summary(archive)}; "
+            f"see {run_dir / 'history.jsonl'}"
+        )
     candidates = [(f"search#{i + 1}", r.arch) for i, r in enumerate(top)]
     candidates += [(name, ctx.space.preset(name)) for name in fcfg.baselines]
     retrained = experiment.retrain_and_test(
@@ -67,13 +106,14 @@ def run(
         seed=cfg.search.seed,
         chunk_size=cfg.search.chunk_size,
         log=log,
+        should_stop=should_stop,
     )
     summary = _summary(cfg, ctx, archive, retrained, t_search)
     winner = next(r for r in retrained.rows if r["label"] == summary["winner"])
     params = experiment.best_member_params(retrained, retrained.rows.index(winner), fcfg.seeds)
-    ckpt = ocp.StandardCheckpointer()
-    ckpt.save((run_dir / "best_model").absolute(), params, force=True)
-    ckpt.wait_until_finished()
+    with contextlib.closing(ocp.StandardCheckpointer()) as ckpt:
+        ckpt.save((run_dir / "best_model").absolute(), params, force=True)
+        ckpt.wait_until_finished()
     _write_run_files(run_dir, cfg, ctx, archive, summary, winner, log)
     return summary
 
@@ -85,6 +125,10 @@ def _summary(cfg, ctx, archive, retrained, t_search: float) -> dict:
     winner = max(searched, key=lambda r: r["valid"][fitness_name]["mean"])
     baselines = [r for r in rows if not r["label"].startswith("search#")]
     cost = cfg.search.cost
+    for r in baselines:  # a preset keeps its published hyperparameters, or says what changed
+        changes = ctx.space.preset_changes(r["label"])
+        if changes:
+            r["changed"] = list(changes)
     summary = {
         "name": cfg.name,
         "dataset": ctx.dataset.name,
@@ -104,7 +148,8 @@ def _summary(cfg, ctx, archive, retrained, t_search: float) -> dict:
     test_key = ndcg if ndcg in winner["test"] else fitness_name
     if baselines:
         best = max(baselines, key=lambda r: r["test"][test_key]["mean"])
-        gain = winner["test"][test_key]["mean"] / max(best["test"][test_key]["mean"], 1e-12) - 1
+        base = best["test"][test_key]["mean"]
+        gain = winner["test"][test_key]["mean"] / base - 1 if base > 0 else None
         summary["vs_best_baseline"] = {
             "baseline": best["label"],
             "metric": test_key,
@@ -114,11 +159,11 @@ def _summary(cfg, ctx, archive, retrained, t_search: float) -> dict:
 
 
 def _write_run_files(run_dir, cfg, ctx, archive, summary, winner, log: Log) -> None:
-    loop.write_atomic(run_dir / "final_metrics.json", json.dumps(summary, indent=2))
+    checkpoints.write_atomic(run_dir / "final_metrics.json", json.dumps(summary, indent=2))
     arch = ctx.space.from_dict(winner["arch"])
-    loop.write_atomic(run_dir / "best_arch.json", ctx.space.to_json(arch) + "\n")
+    checkpoints.write_atomic(run_dir / "best_arch.json", ctx.space.to_json(arch) + "\n")
     md = report.summary_markdown(summary, cfg.train.ks, cfg.final.seeds)
-    loop.write_atomic(run_dir / "summary.md", md)
+    checkpoints.write_atomic(run_dir / "summary.md", md)
     try:
         report.plot_curve(archive, run_dir / "search_curve.png", summary["fitness"])
     except Exception as e:  # a plot must never lose a finished search
@@ -134,19 +179,28 @@ def compare_strategies(
     seeds: int,
     out: pathlib.Path,
     log: Log = experiment.stderr_log,
+    overwrite: bool = False,
 ) -> dict:
     """Strategies at an equal budget: each searches with the config's population x generations
-    (its run under out/NAME), then every winner and the config's baselines are retrained together
-    over `seeds` seeds with the final budget and tested once.
+    (its run under out/NAME, absent or empty unless `overwrite`), then every winner and the
+    config's baselines are retrained together over `seeds` seeds with the final budget and tested
+    once.
 
     Returns {"searched": {strategy: best valid, describe, trained, evaluated}, "rows": [...]}.
     """
+    for name in strategies:
+        search = dataclasses.replace(cfg.search, strategy=name)
+        config_lib.check_strategy(search, cfg.space)
     ctx = experiment.prepare(cfg, log)
     searched, winners = {}, []
     for name in strategies:
         c = dataclasses.replace(cfg, search=dataclasses.replace(cfg.search, strategy=name))
-        archive = loop.search(dataclasses.replace(ctx, cfg=c), out / name, log=log)
-        best = loop.top_archs(archive, 1)[0]
+        with rundir.claim(out / name, resume=False, overwrite=overwrite) as claim:
+            archive = loop.search(dataclasses.replace(ctx, cfg=c), claim.path, log=log)
+        top = loop.top_archs(archive, 1)
+        if not top:
+            raise SearchError(f"{name}: every candidate failed: {loop.failure_summary(archive)}")
+        best = top[0]
         searched[name] = {
             "best_valid": best.fitness,
             "describe": best.describe,

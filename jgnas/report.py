@@ -84,12 +84,17 @@ def summary_markdown(summary: dict, ks: Sequence[int], seeds: int) -> str:
         cells = " | ".join(_cell(r["test"][c]) for c in cols)
         label = f"**{r['label']}**" if r["label"] == summary["winner"] else r["label"]
         lines.append(f"| {label} | {r['describe']} | {cells} | {r['valid'][fit]['mean']:.4f} |")
+    changed = [(r["label"], c) for r in summary["rows"] for c in r.get("changed", ())]
+    if changed:
+        lines += ["", "Presets changed to fit the space (all else as published):", ""]
+        lines += [f"- {label}: {c}" for label, c in changed]
     if "vs_best_baseline" in summary:
         b = summary["vs_best_baseline"]
+        gain = b["relative_gain"]
         lines += [
             "",
             f"Winner vs best baseline ({b['baseline']}) on test {b['metric']}: "
-            f"{b['relative_gain']:+.1%}.",
+            + (f"{gain:+.1%}." if gain is not None else "n/a (the baseline scores 0)."),
         ]
     if summary.get("pareto_front"):
         lines += ["", "Pareto front (fitness vs cost):", ""]

@@ -26,6 +26,8 @@ class Recommender:
 
     def recommend(self, raw_user: str, k: int = 10, exclude_seen: bool = True) -> list[dict]:
         """The k highest-scored items for a raw user id (training items excluded by default)."""
+        if k < 1:
+            raise ValueError(f"k: must be >= 1, got {k}")
         ds = self.dataset
         hits = np.nonzero(ds.user_ids.astype(str) == str(raw_user))[0]
         if hits.size == 0:

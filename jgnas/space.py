@@ -27,6 +27,7 @@ import jax
 import numpy as np
 from flax import struct
 
+from jgnas import archio
 from jgnas.ops import FAST_OPS, OPS
 from jgnas.presets import PRESETS
 
@@ -90,6 +91,10 @@ class Space:
             raise ValueError(f"space.dims: dimensions must be positive, got {self.dims}")
         if any(not 0.0 <= r < 1.0 for r in self.dropouts):
             raise ValueError(f"space.dropouts: rates must be in [0, 1), got {self.dropouts}")
+        if any(not (_finite32(r) and r > 0) for r in self.lrs):
+            raise ValueError(f"space.lrs: learning rates must be finite and > 0, got {self.lrs}")
+        if any(not (_finite32(r) and r >= 0) for r in self.l2s):
+            raise ValueError(f"space.l2s: L2 coefficients must be finite and >= 0, got {self.l2s}")
 
     # ---- genes ---------------------------------------------------------------------------------
     @property
@@ -154,7 +159,9 @@ class Space:
         )
 
     def indices(self, arch: Arch) -> np.ndarray:
-        """Arch -> gene indices [P, G] (int). Values must lie on the space's grids."""
+        """Arch -> gene indices [P, G] (int). Values must lie on the space's grids: an arch off
+        them (a preset with its published lr, a hand-written arch file) trains, but has no genome
+        and no canonical key."""
         a = jax.tree.map(np.asarray, _batched(arch))
         L = self.max_layers
         P = a.depth.shape[0]
@@ -164,7 +171,11 @@ class Space:
             hit = np.isclose(np.asarray(values, np.float32)[:, None], grid[None], rtol=1e-5, atol=0)
             if not hit.any(axis=1).all():
                 bad = np.asarray(values)[~hit.any(axis=1)][0]
-                raise ValueError(f"{name}={bad} is not in the space's {name} grid {tuple(grid)}")
+                shown = tuple(_short(g) for g in grid)
+                raise ValueError(
+                    f"{name}={_short(bad):g} is not in the space's {name} grid {shown}: an arch "
+                    "off the grids trains, but is no point of the search (no genome, no key)"
+                )
             return hit.argmax(axis=1)
 
         layer = np.stack([a.op, a.transform, a.act, a.residual], axis=-1).reshape(P, 4 * L)
@@ -218,84 +229,15 @@ class Space:
         u = np.asarray(jax.random.uniform(key, (n, self.n_genes)))
         return self.decode(u)
 
-    # ---- people ---------------------------------------------------------------------------------
+    # ---- people (jgnas.archio) ----------------------------------------------------------------
     def to_dict(self, arch: Arch) -> dict:
         """One (unbatched) arch -> a JSON-ready dict with names (inactive layers left out)."""
-        a = jax.tree.map(lambda x: np.asarray(x).item() if np.ndim(x) == 0 else np.asarray(x), arch)
-        if _is_batched(arch):
-            raise ValueError("to_dict takes one arch; index the population first")
-        layers = [
-            {
-                "op": self.ops[int(a.op[l])],
-                "transform": TRANSFORMS[int(a.transform[l])],
-                "act": ACTIVATIONS[int(a.act[l])],
-                "residual": bool(a.residual[l]),
-            }
-            for l in range(int(a.depth))
-        ]
-        return {
-            "depth": int(a.depth),
-            "layers": layers,
-            "combine": COMBINES[int(a.combine)],
-            "dim": int(a.dim),
-            "dropout": _short(a.dropout),
-            "lr": _short(a.lr),
-            "l2": _short(a.l2),
-            "features": FEATURES[int(a.features)],
-        }
+        return archio.to_dict(self, arch)
 
     def from_dict(self, d: dict, where: str = "arch") -> Arch:
-        """A dict from `to_dict` (or a hand-written one) -> one Arch, with clear errors."""
-        keys = {"depth", "layers", "combine", "dim", "dropout", "lr", "l2", "features"}
-        unknown = set(d) - keys
-        if unknown:
-            raise ValueError(
-                f"{where}: unknown key(s) {sorted(unknown)}; valid keys: {sorted(keys)}"
-            )
-        missing = keys - set(d) - {"layers"}
-        if missing:
-            raise ValueError(f"{where}: missing key(s) {sorted(missing)}")
-
-        def choice(value, options, key):
-            if value not in options:
-                raise ValueError(f"{where}: {key}={value!r} is not one of {list(options)}")
-            return options.index(value)
-
-        depth = int(d["depth"])
-        if not 0 <= depth <= self.max_layers:
-            raise ValueError(f"{where}: depth={depth} must be in 0..{self.max_layers}")
-        layers = d.get("layers", [])
-        if len(layers) != depth:
-            raise ValueError(f"{where}: depth={depth} but {len(layers)} layers are given")
-        L = self.max_layers
-        op, tf, act, res = (np.zeros(L, np.int32) for _ in range(4))
-        for l, layer in enumerate(layers):
-            lk = {"op", "transform", "act", "residual"}
-            if set(layer) - lk:
-                raise ValueError(f"{where}: layers[{l}] unknown key(s) {sorted(set(layer) - lk)}")
-            op[l] = choice(layer["op"], self.ops, f"layers[{l}].op")
-            tf[l] = choice(layer.get("transform", "identity"), TRANSFORMS, f"layers[{l}].transform")
-            act[l] = choice(layer.get("act", "identity"), ACTIVATIONS, f"layers[{l}].act")
-            res[l] = int(bool(layer.get("residual", False)))
-        arch = Arch(
-            depth=np.int32(depth),
-            op=op,
-            transform=tf,
-            act=act,
-            residual=res,
-            combine=np.int32(choice(d["combine"], COMBINES, "combine")),
-            dim=np.int32(d["dim"]),
-            dropout=np.float32(d["dropout"]),
-            lr=np.float32(d["lr"]),
-            l2=np.float32(d["l2"]),
-            features=np.int32(choice(d["features"], FEATURES, "features")),
-        )
-        if arch.features and not self.text:
-            raise ValueError(
-                f"{where}: features={d['features']!r} needs text features (text.enabled)"
-            )
-        self.indices(arch)  # validates dim/dropout/lr/l2 against the grids
-        return arch
+        """A dict from `to_dict` (or a hand-written one) -> one Arch, with one-line errors (see
+        `jgnas.archio.from_dict`: numbers may lie off the grids, the grids bind only the search)."""
+        return archio.from_dict(self, d, where)
 
     def to_json(self, arch: Arch) -> str:
         return json.dumps(self.to_dict(arch), indent=2)
@@ -306,6 +248,15 @@ class Space:
         except json.JSONDecodeError as e:
             raise ValueError(f"{where}: not valid JSON ({e})") from None
         return self.from_dict(d, where)
+
+    def is_on_grid(self, arch: Arch) -> bool:
+        """Whether every number of `arch` (dim, dropout, lr, l2) lies on the space's grids, i.e.
+        the arch is a point of the search (it has a genome and a canonical key)."""
+        try:
+            self.indices(arch)
+        except ValueError:
+            return False
+        return True
 
     def param_count(self, arch: Arch, n_node: int, text_dim: int) -> int:
         """Effective parameters of one arch: embeddings at its dimension and the weights its
@@ -324,33 +275,32 @@ class Space:
 
     def describe(self, arch: Arch) -> str | list[str]:
         """A line a person can read, e.g. `3L[lightgcn, lightgcn, lightgcn] mean d64 drop0 lr1e-03
-        l2 1e-04 id` (`MF d64 ...` at depth 0). A layer reads `op[+W][/act][+res]`: `+W` when the
-        transform is linear and the op uses it, `/act` unless the activation is the identity."""
+        l2 1e-04 id` (`MF d64 ...` at depth 0); see `jgnas.archio.describe`."""
         if _is_batched(arch):
             return [
                 self.describe(jax.tree.map(lambda x, i=i: x[i], arch)) for i in range(arch.size)
             ]
-        d = self.to_dict(arch)
-        parts = []
-        for layer in d["layers"]:
-            s = layer["op"]
-            if layer["transform"] == "linear" and OPS[layer["op"]].uses_transform:
-                s += "+W"
-            if layer["act"] != "identity":
-                s += f"/{layer['act']}"
-            if layer["residual"]:
-                s += "+res"
-            parts.append(s)
-        body = "MF" if not parts else f"{d['depth']}L[{', '.join(parts)}] {d['combine']}"
-        return (
-            f"{body} d{d['dim']} drop{d['dropout']:g} lr{d['lr']:.0e} l2 {d['l2']:.0e} "
-            f"{d['features']}"
-        )
+        return archio.describe(self.to_dict(arch))
 
     # ---- presets ----------------------------------------------------------------------------------
     def preset(self, name: str) -> Arch:
-        """A published model as a point of the space (embedding 64, lr 1e-3, L2 1e-4; where the
-        space's grids lack one of these, the nearest grid value)."""
+        """A published model as a point of the model space, with its published hyperparameters
+        (embedding 64, lr 1e-3, L2 1e-4) whether or not the search grids hold them. The one
+        exception is a dimension above the supernet's width max(space.dims): it becomes that
+        width, and `preset_changes` says so."""
+        return self.from_dict(self._preset_dict(name), where=f"preset {name}")
+
+    def preset_changes(self, name: str) -> tuple[str, ...]:
+        """What `preset(name)` changed from the published model to fit the space (e.g.
+        `("dim 64 -> 16 (the largest of space.dims)",)`), empty when nothing was."""
+        published, fitted = PRESETS[name], self._preset_dict(name)
+        return tuple(
+            f"{k} {published[k]:g} -> {fitted[k]:g} (the largest of space.dims)"
+            for k in ("dim",)
+            if fitted[k] != published[k]
+        )
+
+    def _preset_dict(self, name: str) -> dict:
         if name not in PRESETS:
             raise ValueError(f"unknown preset {name!r}; presets: {sorted(PRESETS)}")
         d = json.loads(json.dumps(PRESETS[name]))
@@ -361,12 +311,16 @@ class Space:
                 raise ValueError(f"preset {name!r} uses op {layer['op']!r}, not in space.ops")
         if d["depth"] > self.max_layers:
             raise ValueError(f"preset {name!r} has {d['depth']} layers > space.max_layers")
-        # A space whose grids lack the published value gets the nearest one (log scale for lr, l2).
-        d["dim"] = min(self.dims, key=lambda v: (abs(np.log(v / d["dim"])), v))
-        d["dropout"] = min(self.dropouts, key=lambda v: (abs(v - d["dropout"]), v))
-        d["lr"] = min(self.lrs, key=lambda v: abs(np.log(v / d["lr"])))
-        d["l2"] = min(self.l2s, key=lambda v: abs(np.log(max(v, 1e-30) / d["l2"])))
-        return self.from_dict(d, where=f"preset {name}")
+        d["dim"] = min(d["dim"], self.d_max)  # the supernet holds no wider embedding
+        return d
+
+
+_finite32 = archio.finite32
+
+
+def _sci(x: float) -> str:
+    """1e-03 for the grid's values, 1.5e-03 for a value with more digits (never rounded)."""
+    return np.format_float_scientific(np.float32(x), exp_digits=2, unique=True, trim="-")
 
 
 def _short(x) -> float:

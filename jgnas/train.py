@@ -26,8 +26,9 @@ from jgnas import model as model_lib
 from jgnas.data.types import Dataset, Interactions
 from jgnas.executor import Executor, default_chunk_size
 from jgnas.graph import build as build_graph
+from jgnas.interrupt import StopFn
 from jgnas.ops import segment_spmm, spmm
-from jgnas.sampler import SamplerData, make_sampler_data, n_batches_per_epoch, sample_bpr
+from jgnas.sampler import SamplerData, make_sampler_data, n_batches_per_epoch, sample_batch
 from jgnas.space import Arch, Space
 
 METRICS = tuple(metrics_lib.METRIC_NAMES)
@@ -47,6 +48,9 @@ class TrainConfig:
     reject_positives: BPR negatives avoid the user's training positives.
     kernel: "csr" (the fast sparse kernel) or "segment" (jraph gather + segment_sum reference).
     self_loops, edge_weight: how the shared graph is built (see `jgnas.graph.build`).
+    loss, negatives, temperature: the objective (`jgnas.model.bpr_loss`): "bpr" or "softmax"
+      (sampled softmax / InfoNCE) over `negatives` uniform negatives per positive at `temperature`.
+      One setting for every candidate and baseline of an experiment, so comparisons stay equal.
     """
 
     epochs: int = 5
@@ -61,8 +65,17 @@ class TrainConfig:
     self_loops: bool = False
     edge_weight: str = "one"
     eval_block: int = 256
+    loss: str = "bpr"
+    negatives: int = 1
+    temperature: float = 1.0
 
     def __post_init__(self):
+        if self.loss not in model_lib.LOSSES:
+            raise ValueError(f"train.loss: {self.loss!r} is not one of {list(model_lib.LOSSES)}")
+        if self.negatives < 1:
+            raise ValueError(f"train.negatives: must be >= 1, got {self.negatives}")
+        if not self.temperature > 0:
+            raise ValueError(f"train.temperature: must be > 0, got {self.temperature}")
         if self.epochs < 1:
             raise ValueError(f"train.epochs: must be >= 1, got {self.epochs}")
         if self.batch_size < 1:
@@ -174,7 +187,10 @@ def make_train(cfg: TrainConfig, space: Space, mode: str = "switch") -> Callable
     k_idx = cfg.ks.index(cfg.metric_k)
     every = cfg.eval_every or cfg.epochs
     opt = optax.scale_by_adam()
-    loss_fn = functools.partial(model_lib.bpr_loss, space=space, mode=mode, spmm_fn=spmm_fn)
+    objective = {} if cfg.loss == "bpr" else {"loss": cfg.loss, "temperature": cfg.temperature}
+    loss_fn = functools.partial(
+        model_lib.bpr_loss, space=space, mode=mode, spmm_fn=spmm_fn, **objective
+    )
     evaluate_on = make_evaluate(cfg, space, mode)
 
     def evaluate(params, arch, data):
@@ -192,7 +208,7 @@ def make_train(cfg: TrainConfig, space: Space, mode: str = "switch") -> Callable
         def step(carry, s):
             params, opt_state, failed, stopped = carry
             key_batch, key_drop = jax.random.split(jax.random.fold_in(key_run, s))
-            batch = sample_bpr(key_batch, data.sampler, cfg.batch_size)
+            batch = sample_batch(key_batch, data.sampler, cfg.batch_size, cfg.negatives)
             loss, grads = jax.value_and_grad(loss_fn)(params, arch, data.inputs, batch, key_drop)
             updates, new_opt_state = opt.update(grads, opt_state)
             new_params = jax.tree.map(lambda p, u: p - arch.lr * u, params, updates)
@@ -288,6 +304,8 @@ class Engine:
     Args:
       cfg: training config; space: the search space; data: from `make_data`.
       chunk_size: members per vmapped chunk (None: `default_chunk_size`, decided per call from P).
+      should_stop: asked before each chunk; when true, `train`/`evaluate` raise
+        `jgnas.interrupt.Interrupted` between chunks (Ctrl-C; see `jgnas.interrupt`).
     """
 
     def __init__(
@@ -297,9 +315,11 @@ class Engine:
         data: TrainData,
         chunk_size: int | None = None,
         devices=None,
+        should_stop: StopFn | None = None,
     ):
         self.cfg, self.space, self.data = cfg, space, data
         self.chunk_size = chunk_size
+        self.should_stop = should_stop
         self._devices = devices
         self._executors: dict[tuple[str, int], Executor] = {}
         self.last_seconds = np.zeros(0)  # per-member wall seconds of the last `train`
@@ -315,6 +335,7 @@ class Engine:
                     2,
                     c,
                     self._devices,
+                    self.should_stop,
                 )
             else:
                 ex = Executor(
@@ -323,6 +344,7 @@ class Engine:
                     2,
                     c,
                     self._devices,
+                    self.should_stop,
                 )
             self._executors[(what, c)] = ex
         ex = self._executors[(what, c)]

@@ -1,7 +1,7 @@
 """Strategies at an equal budget of candidate trainings, on one config (default: ml-100k).
 
     python scripts/compare_strategies.py [--config configs/ml100k.yaml] [--strategies ...]
-        [--seeds 5] [--set SECTION.KEY=VALUE ...] [--out runs/compare]
+        [--seeds 5] [--set SECTION.KEY=VALUE ...] [--out runs/compare] [--overwrite]
 
 Each strategy searches with the config's population size x generations; then every strategy's
 winner (by validation fitness) and the config's baseline presets are retrained together over
@@ -31,10 +31,13 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--set", action="append", default=[])
     p.add_argument("--out", default="runs/compare")
+    p.add_argument("--overwrite", action="store_true", help="empty out/STRATEGY run dirs first")
     args = p.parse_args(argv)
     cfg = config_lib.load(args.config, args.set)
     out = pathlib.Path(args.out)
-    compared = job.compare_strategies(cfg, args.strategies, args.seeds, out)
+    compared = job.compare_strategies(
+        cfg, args.strategies, args.seeds, out, overwrite=args.overwrite
+    )
     print("\n".join(report.strategies_table(compared, f"{cfg.train.metric}@{cfg.train.metric_k}")))
     (out / "compare.json").write_text(json.dumps(compared, indent=2))
     return 0

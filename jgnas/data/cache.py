@@ -7,6 +7,7 @@ import json
 import os
 import pathlib
 import tempfile
+from collections.abc import Callable
 
 import numpy as np
 
@@ -14,7 +15,7 @@ from jgnas.data.config import DataConfig
 from jgnas.data.sources import PARTS, Sources
 from jgnas.data.types import Dataset, Interactions
 
-CACHE_VERSION = "jgnas-data-1"
+CACHE_VERSION = "jgnas-data-2"  # 2: stats["negative_ratings"]
 # Config fields that do not change the processed dataset (the file bytes are hashed instead).
 _NOT_IN_KEY = ("path",)
 
@@ -75,24 +76,42 @@ def save(ds: Dataset, stem: pathlib.Path) -> None:
     _atomic_write(stem.with_suffix(".json"), lambda f: f.write(json.dumps(meta).encode()))
 
 
-def load_cached(stem: pathlib.Path) -> Dataset | None:
+def load_cached(stem: pathlib.Path, log: Callable[[str], None] | None = None) -> Dataset | None:
+    """The cached dataset at `stem` (.npz + .json), or None when absent.
+
+    A damaged entry (truncated or empty files, json without the expected fields) is deleted,
+    reported to `log` in one line, and None is returned, so the caller rebuilds it."""
     npz, js = stem.with_suffix(".npz"), stem.with_suffix(".json")
     if not (npz.exists() and js.exists()):
         return None
     try:
-        meta = json.loads(js.read_text())
-        with np.load(npz, allow_pickle=False) as z:
-            a = {k: z[k] for k in z.files}
-    except (OSError, ValueError, KeyError):
-        return None  # a damaged entry is rebuilt
+        return _read_entry(npz, js)
+    except Exception as e:  # anything unreadable: the entry is rebuilt
+        reason = (str(e).strip().splitlines() or [""])[0][:100]
+        if log is not None:
+            log(
+                f"warning: damaged data cache entry {npz} ({type(e).__name__}: {reason}); rebuilding it"
+            )
+        for f in (js, npz):  # the json first: its presence marks a complete entry
+            f.unlink(missing_ok=True)
+        return None
+
+
+def _read_entry(npz: pathlib.Path, js: pathlib.Path) -> Dataset:
+    meta = json.loads(js.read_text())
+    with np.load(npz, allow_pickle=False) as z:
+        a = {k: z[k] for k in z.files}
     parts = {
         p: Interactions(*(a[f"{p}_{f}"] for f in ("users", "items", "ratings", "timestamps")))
         for p in PARTS
     }
-    return Dataset(
-        name=meta["name"], n_users=meta["n_users"], n_items=meta["n_items"], **parts,
+    ds = Dataset(
+        name=meta["name"], n_users=int(meta["n_users"]), n_items=int(meta["n_items"]), **parts,
         user_ids=a["user_ids"], item_ids=a["item_ids"],
         user_features={k: np.array(v, dtype=str) for k, v in meta["user_features"].items()},
         item_features={k: np.array(v, dtype=str) for k, v in meta["item_features"].items()},
-        cold_items=a["cold_items"], stats=meta["stats"],
+        cold_items=a["cold_items"], stats=dict(meta["stats"]),
     )  # fmt: skip
+    if ds.user_ids.shape != (ds.n_users,) or ds.item_ids.shape != (ds.n_items,):
+        raise ValueError("id maps do not match the sizes")
+    return ds

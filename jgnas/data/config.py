@@ -70,7 +70,7 @@ class DataConfig:
       user_col, item_col, rating_col, timestamp_col: csv columns, by header name or 0-based index.
       sep: csv field separator; None means tab for .tsv files and "," otherwise.
       header: whether csv files start with a header row.
-      encoding: text encoding of csv files.
+      encoding: text encoding of csv files and RecBole `.inter` files.
       synthetic_users, synthetic_items, synthetic_interactions: size of the synthetic graph.
       synthetic_alpha: power-law exponent of synthetic item popularity and user activity.
     """

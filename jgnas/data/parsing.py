@@ -53,7 +53,7 @@ def read_text(path: pathlib.Path | str, encoding: str = "utf-8") -> str:
       encoding: its text encoding.
 
     Returns:
-      The decoded text.
+      The decoded text, without a leading byte-order mark (U+FEFF, as Excel writes UTF-8 CSV).
     """
     path = pathlib.Path(path)
     try:
@@ -65,7 +65,7 @@ def read_text(path: pathlib.Path | str, encoding: str = "utf-8") -> str:
     if not data.strip():
         raise DataError(f"{path}: file is empty")
     try:
-        return data.decode(encoding)
+        text = data.decode(encoding)
     except UnicodeDecodeError as e:
         line = data.count(b"\n", 0, e.start) + 1
         raise DataError(
@@ -74,6 +74,7 @@ def read_text(path: pathlib.Path | str, encoding: str = "utf-8") -> str:
         ) from None
     except LookupError:
         raise DataError(f"{path}: unknown encoding {encoding!r}") from None
+    return text[1:] if text.startswith("\ufeff") else text
 
 
 def split_lines(text: str) -> tuple[list[str], list[int]]:

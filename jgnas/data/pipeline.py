@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import pathlib
+import sys
+from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
@@ -17,6 +19,10 @@ from jgnas.data.preprocess import collapse_duplicates, kcore_mask, sort_vocab
 from jgnas.data.sources import PARTS, Sources, resolve
 from jgnas.data.synthetic import synthetic
 from jgnas.data.types import DataError, Dataset, Interactions
+
+
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
 
 
 def _read(fmt: str, path: pathlib.Path, cfg: DataConfig) -> RawInteractions:
@@ -137,6 +143,8 @@ def _columns(cfg: DataConfig, raws, stats: dict):
         cols[part] = {**{key: v[keep] for key, v in c.items()}, "r": r, "t": t}
     stats["below_threshold"] = below
     stats["duplicates_collapsed"] = dups
+    # Every kept interaction is a positive, whatever its rating: say how many were negative.
+    stats["negative_ratings"] = int(sum(int((c["r"] < 0).sum()) for c in cols.values()))
     return uvocab, ivocab, cols
 
 
@@ -295,26 +303,35 @@ def _dataset(cfg: DataConfig, x: _Labelled, user_table, item_table, stats: dict)
 
 
 def load(
-    cfg: DataConfig, cache_dir: str | os.PathLike | None = None, cache: bool = True
+    cfg: DataConfig,
+    cache_dir: str | os.PathLike | None = None,
+    cache: bool = True,
+    log: Callable[[str], None] | None = None,
 ) -> Dataset:
     """Loads, preprocesses and splits a dataset, through an on-disk cache.
 
     The cache entry (`<cache_dir>/<key>.npz` + `.json`) is keyed by the sha256 of the source
-    files' bytes and of the config, and written atomically.
+    files' bytes and of the config, and written atomically. A damaged entry is rebuilt with a
+    one-line warning.
 
     Args:
       cfg: what to load.
       cache_dir: cache folder; None means `data_dir() / "cache"`.
       cache: read and write the cache.
+      log: where the one-line warnings go (None: stderr).
 
     Returns:
       The split dataset; `stats` records the preprocessing counts and the cache key.
     """
+    log = log or _stderr
+    root = pathlib.Path(cache_dir or data_dir() / "cache")
+    if cache and root.exists() and not root.is_dir():
+        raise DataError(f"{root}: the data cache folder is a file; give a folder (--cache-dir)")
     src = None if cfg.name == "synthetic" and cfg.path is None else resolve(cfg)
     key = cache_key(cfg, src)
-    stem = pathlib.Path(cache_dir or data_dir() / "cache") / key
+    stem = root / key
     if cache:
-        hit = load_cached(stem)
+        hit = load_cached(stem, log)
         if hit is not None:
             return dataclasses.replace(hit, stats={**hit.stats, "cache": "hit"})
     if src is None:
@@ -330,16 +347,16 @@ def load(
     return dataclasses.replace(ds, stats={**ds.stats, "cache": "miss" if cache else "off"})
 
 
-def info(cfg: DataConfig, cache_dir=None, cache: bool = True) -> dict:
+def info(cfg: DataConfig, cache_dir=None, cache: bool = True, log=None) -> dict:
     """Summary of a dataset: sizes, density, split sizes and preprocessing stats.
 
     Args:
-      cfg: what to load; cache_dir, cache: as for `load`.
+      cfg: what to load; cache_dir, cache, log: as for `load`.
 
     Returns:
       A JSON-ready dict.
     """
-    ds = load(cfg, cache_dir, cache)
+    ds = load(cfg, cache_dir, cache, log)
     n = len(ds.train) + len(ds.valid) + len(ds.test)
     return {
         "name": ds.name,

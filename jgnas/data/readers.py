@@ -187,7 +187,7 @@ def _read_csv(path: pathlib.Path, cfg: DataConfig) -> RawInteractions:
 register_format(
     Format(
         "recbole",
-        read=lambda path, cfg: recbole.read_recbole_inter(path),
+        read=lambda path, cfg: recbole.read_recbole_inter(path, cfg.encoding),
         folder_globs=("*.inter",),
         file_globs=("*.inter",),
         whole=("{stem}.inter",),

@@ -26,9 +26,9 @@ _CANONICAL = {
 }  # fmt: skip
 
 
-def _recbole_table(path):
+def _recbole_table(path, encoding: str = "utf-8"):
     """Parses a RecBole atomic file: returns (names, types, rows, line numbers, header line)."""
-    lines, line_nos = split_lines(read_text(path))
+    lines, line_nos = split_lines(read_text(path, encoding))
     head = lines[0].split("\t")
     names, types = [], []
     for field in head:
@@ -49,18 +49,19 @@ def _recbole_table(path):
     return names, types, rows, line_nos[1:], line_nos[0]
 
 
-def read_recbole_inter(path) -> RawInteractions:
+def read_recbole_inter(path, encoding: str = "utf-8") -> RawInteractions:
     """Reads a RecBole `.inter` file (tab separated, typed header `user_id:token` ...).
 
     Columns user_id and item_id are required; rating and timestamp are used when present.
 
     Args:
       path: the .inter file.
+      encoding: its text encoding (`data.encoding`).
 
     Returns:
       Its interactions.
     """
-    names, _, rows, line_nos, head_line = _recbole_table(path)
+    names, _, rows, line_nos, head_line = _recbole_table(path, encoding)
     for need in ("user_id", "item_id"):
         if need not in names:
             raise DataError(

@@ -5,7 +5,10 @@ Every random draw comes from the root key `search.seed` through `fold_in`: gener
 `fold_in(train_root, hash(canonical arch))`, so an arch always trains the same way and a cached
 duplicate equals its retraining. The strategy state, the archive and the best-so-far are
 checkpointed with orbax after every generation (atomic: orbax commits a finished temporary
-directory), so a resumed search ends exactly where an uninterrupted one would.
+directory), so a resumed search ends exactly where an uninterrupted one would. A damaged
+checkpoint is skipped for the previous one (orbax keeps two) with a warning; that generation is
+then searched again, to the same result. `should_stop` is asked before every generation and every
+training chunk (Ctrl-C, `jgnas.interrupt`).
 
 The loop owns searching only: data preparation and retraining live in `jgnas.experiment`, the run
 directory's tables and figures in `jgnas.report`, and the whole job in `jgnas.job`.
@@ -13,21 +16,22 @@ directory's tables and figures in `jgnas.report`, and the whole job in `jgnas.jo
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import json
 import math
-import os
 import pathlib
 import sys
 import time
 import zlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import jax
 import numpy as np
-import orbax.checkpoint as ocp
 
+from jgnas.interrupt import StopFn, check
+from jgnas.rundir import RunDirError, has_checkpoint, resume_command
+from jgnas.search import checkpoints
 from jgnas.search.strategies import GenomeSpec, make_strategy
 from jgnas.space import Arch, Space, take
 from jgnas.train import Engine, TrainResult
@@ -108,6 +112,14 @@ class Candidate:
         return cls(**kw)
 
 
+def _decode(space: Space) -> Callable[[dict], tuple[int, list[Candidate]]]:
+    """Checkpoint metadata -> (generation, archive of Candidates)."""
+    return lambda meta: (
+        int(meta["generation"]),
+        [Candidate.from_json(d, space) for d in meta["archive"]],
+    )
+
+
 def _arch_hash(key: tuple[int, ...]) -> int:
     return zlib.crc32(np.asarray(key, np.int32).tobytes()) & 0x7FFFFFFF
 
@@ -124,57 +136,6 @@ def top_archs(archive: list[Candidate], k: int) -> list[Candidate]:
         if len(out) == k:
             break
     return out
-
-
-# ---------------------------------------------------------------------------------------------
-# Checkpoints
-# ---------------------------------------------------------------------------------------------
-
-
-def _manager(run_dir: pathlib.Path) -> ocp.CheckpointManager:
-    return ocp.CheckpointManager(
-        (run_dir / "checkpoints").absolute(),
-        options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True),
-    )
-
-
-def _save(mngr: ocp.CheckpointManager, generation: int, state: Any, meta: dict) -> None:
-    state_np = jax.tree.map(np.asarray, state)
-    mngr.save(
-        generation,
-        args=ocp.args.Composite(
-            state=ocp.args.StandardSave(state_np), meta=ocp.args.JsonSave(meta)
-        ),
-    )
-    mngr.wait_until_finished()
-
-
-def _restore(mngr: ocp.CheckpointManager, template: Any) -> tuple[Any, dict] | None:
-    step = mngr.latest_step()
-    if step is None:
-        return None
-    abstract = jax.tree.map(lambda x: np.zeros(np.shape(x), np.asarray(x).dtype), template)
-    out = mngr.restore(
-        step,
-        args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()
-        ),
-    )
-    state = jax.tree.map(
-        lambda t, x: jax.numpy.asarray(x, dtype=np.asarray(t).dtype), template, out["state"]
-    )
-    return state, out["meta"]
-
-
-def write_atomic(path: pathlib.Path, text: str) -> None:
-    """Writes `text` to `path` through a temporary file and a rename (never a torn file)."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def _write_history(run_dir: pathlib.Path, lines: list[dict]) -> None:
-    write_atomic(run_dir / "history.jsonl", "".join(json.dumps(r) + "\n" for r in lines))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -226,7 +187,7 @@ def _merge(res: TrainResult, idx: np.ndarray, sub: TrainResult) -> TrainResult:
     )
 
 
-def _make_rungs(ctx: Context, progress: bool) -> _Rungs:
+def _make_rungs(ctx: Context, progress: bool, should_stop: StopFn | None = None) -> _Rungs:
     scfg = ctx.cfg.search
     engines = {
         r: Engine(
@@ -234,6 +195,7 @@ def _make_rungs(ctx: Context, progress: bool) -> _Rungs:
             ctx.space,
             ctx.data,
             chunk_size=scfg.chunk_size,
+            should_stop=should_stop,
         )
         for r in range(scfg.halving_rungs + 1)
     }
@@ -321,64 +283,103 @@ def search(
     log: Log = _stderr,
     on_generation: Callable[[int], None] | None = None,
     progress: bool = False,
+    should_stop: StopFn | None = None,
 ) -> list[Candidate]:
     """Runs (or resumes) the search; returns the archive, one record per evaluated candidate.
 
     Args:
       ctx: from `jgnas.experiment.prepare`.
-      run_dir: where checkpoints and history.jsonl go.
-      resume: continue from the latest checkpoint in run_dir.
+      run_dir: where checkpoints and history.jsonl go. A new search refuses one that holds a
+        checkpoint (it would never checkpoint its own generations); `jgnas.rundir.claim` keeps
+        whole run directories apart.
+      resume: continue from the latest intact checkpoint in run_dir (none yet: from the start).
       log: a line logger (stderr by default).
       on_generation: called after each generation's checkpoint with the generation index (tests use
         it to interrupt a search).
       progress: draw a progress bar of the candidates trained, on stderr (a terminal only).
+      should_stop: asked before each generation and each training chunk; when true, the search
+        raises `jgnas.interrupt.Interrupted` there (the last finished generation is checkpointed).
     """
     space, scfg = ctx.space, ctx.cfg.search
+    run_dir = pathlib.Path(run_dir)
     P = scfg.population_size
     strategy = make_strategy(scfg.strategy, GenomeSpec(space.gene_sizes), P, **scfg.strategy_kwargs)
     key_strategy, key_train = jax.random.split(jax.random.key(scfg.seed))
     state = strategy.init(jax.random.fold_in(key_strategy, 2**20))
     ask, tell = jax.jit(strategy.ask), jax.jit(strategy.tell)
-    rungs = _make_rungs(ctx, progress)
+    rungs = _make_rungs(ctx, progress, should_stop)
     fitness_name = f"{ctx.cfg.train.metric}@{ctx.cfg.train.metric_k}"
 
     archive: list[Candidate] = []
     start = 0
-    mngr = _manager(run_dir)
-    if resume:
-        restored = _restore(mngr, state)
-        if restored is None:
-            raise FileNotFoundError(f"{run_dir}: no checkpoint to resume from")
-        state, meta = restored
-        archive = [Candidate.from_json(d, space) for d in meta["archive"]]
-        start = meta["generation"] + 1
-        log(f"resumed from generation {meta['generation']} ({len(archive)} candidates archived)")
-    cache = {r.key: r for r in archive if not r.cached}
-
-    for g in range(start, scfg.generations):
-        t0 = time.perf_counter()
-        key_g = jax.random.fold_in(key_strategy, g)
-        genomes, state = ask(jax.random.fold_in(key_g, 0), state)
-        gen = _train_generation(ctx, rungs, key_train, g, np.asarray(genomes), cache)
-        archive += gen
-        told = _told_fitness(gen, scfg)
-        state = tell(jax.random.fold_in(key_g, 1), genomes, jax.numpy.asarray(told), state)
-
-        finite = [r.fitness for r in archive if r.fitness is not None]
-        best = max(finite) if finite else float("nan")
-        lines = [r.to_json(space) for r in archive]
-        _save(mngr, g, state, {"generation": g, "archive": lines, "best": best, "seed": scfg.seed})
-        _write_history(run_dir, lines)
-        gen_fit = np.asarray([r.fitness for r in gen if r.fitness is not None])
-        log(
-            f"gen {g + 1}/{scfg.generations} | best {fitness_name} {best:.4f} | "
-            f"median {float(np.median(gen_fit)) if gen_fit.size else float('nan'):.4f} | "
-            f"failed {sum(r.fitness is None for r in gen)} | cached {sum(r.cached for r in gen)} | "
-            f"{time.perf_counter() - t0:.1f} s"
+    if not resume and has_checkpoint(run_dir):
+        raise RunDirError(
+            f"{run_dir}: holds the checkpoints of an earlier search; resume it with "
+            f"`{resume_command(run_dir)}` or search into an empty directory"
         )
-        if on_generation is not None:
-            on_generation(g)
-    return archive
+    # The manager's threads must not outlive the search.
+    with contextlib.closing(checkpoints.manager(run_dir)) as mngr:
+        if resume:
+            state, start, archive = _resume(mngr, state, ctx, run_dir, log)
+        cache = {r.key: r for r in archive if not r.cached}
+
+        for g in range(start, scfg.generations):
+            check(should_stop)
+            t0 = time.perf_counter()
+            key_g = jax.random.fold_in(key_strategy, g)
+            genomes, state = ask(jax.random.fold_in(key_g, 0), state)
+            gen = _train_generation(ctx, rungs, key_train, g, np.asarray(genomes), cache)
+            archive += gen
+            told = _told_fitness(gen, scfg)
+            state = tell(jax.random.fold_in(key_g, 1), genomes, jax.numpy.asarray(told), state)
+
+            finite = [r.fitness for r in archive if r.fitness is not None]
+            best = max(finite) if finite else float("nan")
+            lines = [r.to_json(space) for r in archive]
+            checkpoints.save(
+                mngr, g, state, {"generation": g, "archive": lines, "best": best, "seed": scfg.seed}
+            )
+            checkpoints.write_history(run_dir, lines)
+            gen_fit = np.asarray([r.fitness for r in gen if r.fitness is not None])
+            log(
+                f"gen {g + 1}/{scfg.generations} | best {fitness_name} {best:.4f} | "
+                f"median {float(np.median(gen_fit)) if gen_fit.size else float('nan'):.4f} | "
+                f"failed {sum(r.fitness is None for r in gen)} | cached {sum(r.cached for r in gen)} | "
+                f"{time.perf_counter() - t0:.1f} s"
+            )
+            if on_generation is not None:
+                on_generation(g)
+        return archive
+
+
+def _resume(mngr, state, ctx: Context, run_dir: pathlib.Path, log: Log):
+    """(state, first generation to run, archive) from the newest intact checkpoint, or the
+    initial state when there is none yet."""
+    space = ctx.space
+    restored = checkpoints.restore(mngr, state, _decode(space), run_dir, log)
+    if restored is None:
+        log("no checkpoint yet: the search starts from its first generation")
+        return state, 0, []
+    state, last, archive = restored
+    # Written again: an interruption may have come between a checkpoint and this file.
+    checkpoints.write_history(run_dir, [r.to_json(space) for r in archive])
+    log(
+        f"resumed after generation {last + 1}/{ctx.cfg.search.generations} "
+        f"({len(archive)} candidates archived)"
+    )
+    return state, last + 1, archive
+
+
+def failure_summary(archive: list[Candidate]) -> str:
+    """One line on the failed candidates of an archive: how many, and at which learning rates
+    (divergence, a NaN/inf loss, is the usual cause)."""
+    failed = [r for r in archive if not r.ok]
+    lrs = sorted({float(r.arch.lr) for r in failed if r.arch is not None})
+    shown = ", ".join(f"{x:g}" for x in lrs[:6]) + (", ..." if len(lrs) > 6 else "")
+    return (
+        f"{len(failed)} of {len(archive)} candidates failed (the loss or the parameters became "
+        f"NaN/inf){f'; their learning rates: {shown}' if lrs else ''}"
+    )
 
 
 def _progress_bar(done: int, total: int) -> None:

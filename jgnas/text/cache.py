@@ -13,8 +13,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,10 @@ from jgnas.text.loader import Encoder, checkpoint_sha256
 def default_cache_dir() -> Path:
     """`jgnas.data.data_dir() / "text"`: `$JGNAS_DATA/text`, else `~/.cache/jgnas/text`."""
     return data_dir() / "text"
+
+
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
 
 
 def _sha(text: str) -> str:
@@ -54,6 +59,8 @@ def cached_checkpoint_sha256(model_file: Path, cache_dir: Path) -> str:
         index = json.loads(index_file.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         index = {}  # absent or torn by hand: rebuilt below
+    if not isinstance(index, dict) or not all(isinstance(v, str) for v in index.values()):
+        index = {}  # valid JSON of the wrong shape: rebuilt too
     if entry not in index:
         index[entry] = checkpoint_sha256(model_file)
         payload = json.dumps(index, indent=1, sort_keys=True).encode()
@@ -75,6 +82,7 @@ def encode_cached(
     cache_dir: str | os.PathLike | None = None,
     namespace: str = "",
     batch_size: int = 64,
+    log: Callable[[str], None] | None = None,
 ) -> np.ndarray:
     """`encode` with an on-disk cache: texts seen before (same checkpoint, settings, namespace)
     are read back instead of encoded.
@@ -85,6 +93,8 @@ def encode_cached(
       cache_dir: cache root; None means `default_cache_dir()`.
       namespace: a free label kept apart in the cache, e.g. the template the texts came from.
       batch_size: passed to `encode` for the texts not yet cached.
+      log: where the one-line warning about a damaged shard goes (None: stderr); the shard is
+        deleted and its texts encoded again.
 
     Returns:
       float32 [len(texts), encoder.dim], equal to `encode(encoder, texts)`.
@@ -97,10 +107,18 @@ def encode_cached(
     known: dict[str, np.ndarray] = {}
     for shard in sorted(folder.glob("*.npz")):
         try:
-            with np.load(shard) as z:
-                known.update(zip(z["keys"].tolist(), z["vectors"], strict=True))
-        except (OSError, ValueError, KeyError):
-            shard.unlink(missing_ok=True)  # unreadable shard: drop it and re-encode its texts
+            with np.load(shard, allow_pickle=False) as z:
+                vectors = np.asarray(z["vectors"], np.float32)
+                if vectors.ndim != 2 or vectors.shape[1] != encoder.dim:
+                    raise ValueError(f"vectors of shape {vectors.shape}")
+                known.update(zip(z["keys"].tolist(), vectors, strict=True))
+        except Exception as e:  # unreadable (truncated, empty, torn): drop it, re-encode its texts
+            reason = (str(e).strip().splitlines() or [""])[0][:100]
+            (log or _stderr)(
+                f"warning: damaged text cache shard {shard} ({type(e).__name__}: {reason}); "
+                "encoding its texts again"
+            )
+            shard.unlink(missing_ok=True)
     missing = sorted({k for k in keys if k not in known})
     if missing:
         first = {}
