@@ -26,7 +26,9 @@ def main(argv=None) -> int:
     )
     p.add_argument("--config", default=str(ROOT / "configs" / "ml100k.yaml"))
     p.add_argument(
-        "--strategies", nargs="+", default=["random", "regularized_evolution", "CMA_ES", "SimpleGA"]
+        "--strategies",
+        nargs="+",
+        default=["random", "regularized_evolution", "CMA_ES", "SimpleGA", "reinforce"],
     )
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--set", action="append", default=[])

@@ -26,6 +26,7 @@ GENERATIONS = 25
 NAMES = [
     "random",
     "regularized_evolution",
+    "reinforce",
     "CMA_ES",
     "Sep_CMA_ES",
     "SimpleGA",
@@ -45,10 +46,14 @@ REGISTERED = [
 ]
 
 
+# The contract tests use a population every evosax algorithm accepts (LM_MA_ES needs P <= 2 G).
+P_CONTRACT = 12
+
+
 @functools.cache
-def _jitted(name):
+def _jitted(name, p=P):
     """Strategy and its jitted ask/tell, compiled once per test session."""
-    strategy = make_strategy(name, SPEC, P)
+    strategy = make_strategy(name, SPEC, p)
     return strategy, jax.jit(strategy.ask), jax.jit(strategy.tell)
 
 
@@ -69,9 +74,9 @@ def _target():
     return SPEC.canonical(SPEC.random(jax.random.key(123), 1))[0]
 
 
-def _run(name, key, generations, fitness_fn):
+def _run(name, key, generations, fitness_fn, p=P):
     """Run a strategy; returns (all genomes [T, P, G], all fitness [T, P], final state)."""
-    strategy, ask, tell = _jitted(name)
+    strategy, ask, tell = _jitted(name, p)
     state = strategy.init(key)
     all_genomes, all_fitness = [], []
     for t in range(generations):
@@ -143,17 +148,19 @@ def test_genome_spec_rejects_bad_sizes(sizes):
 @pytest.mark.parametrize("name", REGISTERED)
 def test_shapes_range_and_determinism(name):
     target = _target()
-    run = functools.partial(_run, name, generations=3, fitness_fn=lambda g: _objective(g, target))
+    run = functools.partial(
+        _run, name, generations=3, fitness_fn=lambda g: _objective(g, target), p=P_CONTRACT
+    )
     g1, f1, s1 = run(jax.random.key(7))
     g2, _, s2 = run(jax.random.key(7))
     g3, _, _ = run(jax.random.key(8))
-    assert g1.shape == (3, P, SPEC.n_genes) and g1.dtype == np.float32
+    assert g1.shape == (3, P_CONTRACT, SPEC.n_genes) and g1.dtype == np.float32
     assert np.all((g1 >= 0) & (g1 <= 1))
     np.testing.assert_array_equal(g1, g2)
     jax.tree.map(np.testing.assert_array_equal, s1, s2)
     assert not np.array_equal(g1, g3)
-    strategy, _, _ = _jitted(name)
-    assert strategy.population_size == P and strategy.name == name
+    strategy, _, _ = _jitted(name, P_CONTRACT)
+    assert strategy.population_size == P_CONTRACT and strategy.name == name
 
 
 @pytest.mark.parametrize("name", ["random", "regularized_evolution", "CMA_ES", "SimpleGA"])
@@ -182,13 +189,13 @@ def test_failed_candidates_do_not_poison_state(name):
         f = _objective(g, target)
         return f.at[0].set(-jnp.inf).at[1].set(jnp.nan).at[2].set(jnp.inf)
 
-    genomes, _, state = _run(name, jax.random.key(1), 6, fitness_fn)
+    genomes, _, state = _run(name, jax.random.key(1), 6, fitness_fn, p=P_CONTRACT)
     assert np.all(np.isfinite(genomes)) and np.all((genomes >= 0) & (genomes <= 1))
     for leaf in _float_leaves(state):
         assert not np.isnan(leaf).any()
     # a generation where every candidate failed, including the very first one
-    all_failed = lambda g: jnp.full((P,), jnp.nan)
-    genomes, _, state = _run(name, jax.random.key(2), 3, all_failed)
+    all_failed = lambda g: jnp.full((g.shape[0],), jnp.nan)
+    genomes, _, state = _run(name, jax.random.key(2), 3, all_failed, p=P_CONTRACT)
     assert np.all(np.isfinite(genomes))
     for leaf in _float_leaves(state):
         assert not np.isnan(leaf).any()
@@ -196,9 +203,9 @@ def test_failed_candidates_do_not_poison_state(name):
 
 @pytest.mark.parametrize("name", REGISTERED)
 def test_state_survives_numpy_round_trip(name):
-    strategy, ask, tell = _jitted(name)
+    strategy, ask, tell = _jitted(name, P_CONTRACT)
     target = _target()
-    _, _, state = _run(name, jax.random.key(4), 2, lambda g: _objective(g, target))
+    _, _, state = _run(name, jax.random.key(4), 2, lambda g: _objective(g, target), p=P_CONTRACT)
     host = jax.tree.map(np.asarray, state)
     assert all(isinstance(x, np.ndarray) for x in jax.tree.leaves(host))
     restored = jax.tree.map(jnp.asarray, host)
@@ -308,7 +315,8 @@ def test_evosax_tell_accepts_foreign_genomes():
 def test_every_registered_name_resolves():
     for name in ("random", "regularized_evolution", "aging", "CMA_ES", "SimpleGA", "PSO"):
         assert name in STRATEGIES
-    assert set(EVOSAX_ALGORITHMS) - set(STRATEGIES) == {"SV_CMA_ES", "SV_Open_ES"}
+    unsupported = {"SV_CMA_ES", "SV_Open_ES", "GuidedES", "RandomSearch"}
+    assert set(EVOSAX_ALGORITHMS) - set(STRATEGIES) == unsupported
 
 
 def test_unknown_names_and_options_fail_clearly():

@@ -16,6 +16,7 @@ Strategies:
     https://arxiv.org/abs/1802.01548, batched to ``population_size`` children per generation.
   * every algorithm of ``evosax.algorithms`` (CMA_ES, Sep_CMA_ES, SimpleGA, PSO, ...) through
     ``make_evosax``, which maps evosax's unbounded search space R^G to [0, 1]^G with a sigmoid.
+  * ``reinforce``: a policy-gradient controller (GraphNAS/ENAS style), ``jgnas.search.rl``.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from flax import struct
 
 from jgnas.search.base import GenomeSpec, Strategy, check_population_size
 from jgnas.search.evosax_adapter import _UNSUPPORTED, EVOSAX_ALGORITHMS, make_evosax
+from jgnas.search.rl import make_reinforce
 
 __all__ = [
     "GenomeSpec",
@@ -197,6 +199,7 @@ STRATEGIES: dict[str, Callable[..., Strategy]] = {
     "random": make_random_search,
     "regularized_evolution": make_regularized_evolution,
     "aging": make_regularized_evolution,
+    "reinforce": make_reinforce,
     **{
         name: functools.partial(make_evosax, name)
         for name in EVOSAX_ALGORITHMS
