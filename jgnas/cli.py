@@ -262,6 +262,67 @@ def _config_parser(subparsers) -> None:
     q.set_defaults(fn=_cmd_list)
 
 
+def _serve_extra(module: str):
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        raise data.DataError(
+            f"{module.rsplit('.', 1)[-1]} needs the serve extra ({e.name} is missing): "
+            "pip install -e '.[serve]'"
+        ) from None
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    export = _serve_extra("jgnas.export")
+    if args.k < 1:
+        raise data.DataError(f"-k: must be >= 1, got {args.k}")
+    export.main(args.run_dir, args.out, k=args.k, log=(lambda m: None) if args.quiet else _log)
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    service = _serve_extra("jgnas.service")
+    service.run(
+        args.path,
+        args.host,
+        args.port,
+        ann=args.ann,
+        ann_threshold=args.ann_threshold,
+        max_batch=args.max_batch,
+        log=_log,
+    )
+    return 0
+
+
+def _serve_parser(subparsers) -> None:
+    """Adds `jgnas export` and `jgnas serve` (deploy a run's winner)."""
+    e = subparsers.add_parser(
+        "export", help="write a run's vectors, id maps, metadata and every user's top-K"
+    )
+    e.add_argument("run_dir", metavar="RUN_DIR")
+    e.add_argument("--out", required=True, help="export folder")
+    e.add_argument("-k", type=int, default=20, help="top-K per user (default 20)")
+    e.add_argument("-q", "--quiet", action="store_true")
+    e.set_defaults(fn=_cmd_export)
+    s = subparsers.add_parser(
+        "serve", help="HTTP recommendation service over a run directory or an export"
+    )
+    s.add_argument("path", metavar="RUN_DIR_OR_EXPORT")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument(
+        "--ann",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="HNSW index; auto: when the catalog has >= --ann-threshold items",
+    )
+    s.add_argument("--ann-threshold", type=int, default=100_000)
+    s.add_argument("--max-batch", type=int, default=256, help="most users in one POST /recommend")
+    s.set_defaults(fn=_cmd_serve)
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="experiment YAML (default: the default job, ml-100k on CPU)")
     p.add_argument(
@@ -304,6 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
     _search_parser(sub)
     _train_parser(sub)
     _recommend_parser(sub)
+    _serve_parser(sub)
     _config_parser(sub)
     for p in _all_parsers(parser):
         p.add_argument(

@@ -65,3 +65,10 @@ def test_bad_input_is_one_error_line(argv, message, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and message in err[0]
+
+
+def test_export_writes_the_top_k(run_dir, tmp_path):
+    out = tmp_path / "e"
+    assert main(["export", str(run_dir), "--out", str(out), "-k", "5", "-q"]) == 0
+    assert (out / "manifest.json").is_file() and (out / "topk.csv").is_file()
+    assert main(["export", str(run_dir), "--out", str(out), "-k", "0", "-q"]) == 2
