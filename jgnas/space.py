@@ -28,7 +28,7 @@ import numpy as np
 from flax import struct
 
 from jgnas import archio
-from jgnas.ops import FAST_OPS, OPS
+from jgnas.ops import BUILTIN_OPS, FAST_OPS, OPS
 from jgnas.presets import PRESETS
 
 ACTIVATIONS = ("identity", "relu", "leaky_relu", "tanh", "elu", "sigmoid")
@@ -334,6 +334,22 @@ def _is_batched(arch: Arch) -> bool:
 
 def _batched(arch: Arch) -> Arch:
     return arch if _is_batched(arch) else jax.tree.map(lambda x: np.asarray(x)[None], arch)
+
+
+def wide_space(**overrides) -> Space:
+    """Every built-in op (pinned order), 4 layers, d up to 128 and the wide lr / dropout grids: the
+    library's `Space()` before the default job's narrower space became the default. The bench's
+    mixed population, the cold-start study and tests pin it, so registering an op or changing the
+    default job changes none of them. `overrides` replace fields (e.g. `max_layers=3`)."""
+    fields = dict(
+        ops=BUILTIN_OPS,
+        max_layers=4,
+        dims=(16, 32, 64, 128),
+        dropouts=(0.0, 0.1, 0.2, 0.3),
+        lrs=(1e-4, 3e-4, 1e-3, 3e-3, 1e-2),
+        l2s=(0.0, 1e-5, 1e-4, 1e-3),
+    )
+    return Space(**{**fields, **overrides})
 
 
 def stack(archs: list[Arch]) -> Arch:

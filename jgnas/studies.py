@@ -23,8 +23,7 @@ from jgnas import experiment, features
 from jgnas import metrics as metrics_lib
 from jgnas import text as text_lib
 from jgnas.experiment import Log, format_mean_std, mean_std, metrics_at
-from jgnas.ops import BUILTIN_OPS
-from jgnas.space import Space, stack
+from jgnas.space import Space, stack, wide_space
 from jgnas.train import Engine, TrainConfig, TrainData, make_data
 
 K = 20
@@ -34,15 +33,7 @@ COLDSTART_PRESETS = ("mf", "lightgcn", "lightgcn+text", "lightgcn-textonly", "mf
 # The cold-start space, pinned: the `Space(text=True)` of the time the README's table was measured
 # (every built-in op, 4 layers, d_max 128). d_max and the layers fix the parameter shapes and so
 # the initial draws; the presets pick d = 64 inside it.
-COLDSTART_SPACE = Space(
-    ops=BUILTIN_OPS,
-    max_layers=4,
-    dims=(16, 32, 64, 128),
-    dropouts=(0.0, 0.1, 0.2, 0.3),
-    lrs=(1e-4, 3e-4, 1e-3, 3e-3, 1e-2),
-    l2s=(0.0, 1e-5, 1e-4, 1e-3),
-    text=True,
-)
+COLDSTART_SPACE = wide_space(text=True)
 
 
 def pm(values: Sequence[float]) -> str:

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
-from test_strategies import GENERATIONS, SPEC, P, _objective, _quality, _target
+from test_strategies import GENERATIONS, SPEC, P, _objective, _quality, _target, run_strategy
 
 from jgnas.search import GenomeSpec, make_reinforce, make_strategy
 from jgnas.search.rl import _advantages, _rewards
@@ -57,17 +57,7 @@ def _compiled(spec, population_size, **options):
 
 
 def _run(strategy, key, generations, fitness_fn):
-    ask, tell = strategy.ask, strategy.tell
-    state = strategy.init(key)
-    all_genomes, all_fitness = [], []
-    for t in range(generations):
-        key_ask, key_tell = jax.random.split(jax.random.fold_in(key, t))
-        genomes, state = ask(key_ask, state)
-        fitness = fitness_fn(genomes)
-        state = tell(key_tell, genomes, fitness, state)
-        all_genomes.append(np.asarray(genomes))
-        all_fitness.append(np.asarray(fitness))
-    return np.stack(all_genomes), np.stack(all_fitness), state
+    return run_strategy(strategy, strategy.ask, strategy.tell, key, generations, fitness_fn)
 
 
 def _assert_trees_equal(a, b):

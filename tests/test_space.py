@@ -6,7 +6,7 @@ import jax
 import numpy as np
 import pytest
 
-from jgnas.ops import BUILTIN_OPS, FAST_OPS
+from jgnas.ops import FAST_OPS
 from jgnas.space import (
     ACTIVATIONS,
     COMBINES,
@@ -17,15 +17,7 @@ from jgnas.space import (
     Space,
     stack,
     take,
-)
-
-# A space with every built-in op and wide grids (the default space is the CPU job's, narrower).
-FULL = dict(
-    ops=BUILTIN_OPS,
-    max_layers=4,
-    dims=(16, 32, 64, 128),
-    dropouts=(0.0, 0.1, 0.2, 0.3),
-    lrs=(1e-4, 3e-4, 1e-3, 3e-3, 1e-2),
+    wide_space,
 )
 
 TEXT_PRESETS = sorted(n for n, p in PRESETS.items() if p["features"] != "id")
@@ -102,7 +94,7 @@ def test_decode_bins_and_clips():
 
 @pytest.mark.parametrize("seed", range(3))
 def test_encode_decode_round_trip(seed):
-    space = Space(**FULL)
+    space = wide_space()
     archs = space.sample(jax.random.key(seed), 16)
     assert archs.size == 16
     genomes = space.encode(archs)
@@ -127,7 +119,7 @@ def test_samples_cover_choices():
 
 
 def test_canonical_is_idempotent_and_zeroes_inactive_genes():
-    space = Space(**FULL)
+    space = wide_space()
     archs = space.sample(jax.random.key(1), 64)
     can = space.canonical(archs)
     assert arrays_equal(space.canonical(can), can)
@@ -153,7 +145,7 @@ def test_canonical_is_idempotent_and_zeroes_inactive_genes():
 
 
 def test_keys_equal_iff_active_genes_equal():
-    space = Space(**FULL)
+    space = wide_space()
     a = space.preset("gcn")  # 2 layers of 4
     b = a.replace(
         op=a.op.copy(), act=a.act.copy(), transform=a.transform.copy(), residual=a.residual.copy()
@@ -182,7 +174,7 @@ def test_keys_equal_iff_active_genes_equal():
 
 
 def test_json_round_trip_of_presets_and_samples():
-    space, text_space = Space(**FULL), Space(**FULL, text=True)
+    space, text_space = wide_space(), wide_space(text=True)
     for name in ID_PRESETS:
         a = space.preset(name)
         back = space.from_json(space.to_json(a))
@@ -209,7 +201,7 @@ def good_dict(space):
 
 
 def test_from_dict_errors():
-    space = Space(**FULL)
+    space = wide_space()
     d = good_dict(space)
     with pytest.raises(ValueError, match="unknown key") as e:
         space.from_dict({**d, "learning_rate": 0.1}, where="cfg.arch")
@@ -243,7 +235,7 @@ def test_from_dict_errors():
 
 @pytest.mark.parametrize("name", ID_PRESETS)
 def test_presets_have_published_hyperparameters(name):
-    space = Space(**FULL)
+    space = wide_space()
     a = space.preset(name)
     assert int(a.dim) == 64
     assert float(a.lr) == pytest.approx(1e-3)
@@ -258,7 +250,7 @@ def test_presets_have_published_hyperparameters(name):
 
 
 def test_lightgcn_and_mf_presets():
-    space = Space(**FULL)
+    space = wide_space()
     d = space.to_dict(space.preset("lightgcn"))
     assert d["depth"] == 3 and d["combine"] == "mean" and d["dropout"] == 0.0
     for layer in d["layers"]:
@@ -275,7 +267,7 @@ def test_lightgcn_and_mf_presets():
 
 
 def test_text_presets_need_text():
-    space = Space(**FULL)
+    space = wide_space()
     for name in TEXT_PRESETS:
         with pytest.raises(ValueError, match="text"):
             space.preset(name)
@@ -290,7 +282,7 @@ def test_text_presets_need_text():
 
 
 def test_describe_is_readable():
-    space = Space(**FULL)
+    space = wide_space()
     s = space.describe(space.preset("ngcf"))
     assert isinstance(s, str)
     assert (

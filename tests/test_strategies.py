@@ -75,8 +75,13 @@ def _target():
 
 
 def _run(name, key, generations, fitness_fn, p=P):
-    """Run a strategy; returns (all genomes [T, P, G], all fitness [T, P], final state)."""
+    """Run a registered strategy (jitted); see `run_strategy`."""
     strategy, ask, tell = _jitted(name, p)
+    return run_strategy(strategy, ask, tell, key, generations, fitness_fn)
+
+
+def run_strategy(strategy, ask, tell, key, generations, fitness_fn):
+    """Returns (all genomes [T, P, G], all fitness [T, P], final state)."""
     state = strategy.init(key)
     all_genomes, all_fitness = [], []
     for t in range(generations):
