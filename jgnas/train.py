@@ -187,9 +187,13 @@ def make_train(cfg: TrainConfig, space: Space, mode: str = "switch") -> Callable
     k_idx = cfg.ks.index(cfg.metric_k)
     every = cfg.eval_every or cfg.epochs
     opt = optax.scale_by_adam()
-    objective = {} if cfg.loss == "bpr" else {"loss": cfg.loss, "temperature": cfg.temperature}
     loss_fn = functools.partial(
-        model_lib.bpr_loss, space=space, mode=mode, spmm_fn=spmm_fn, **objective
+        model_lib.bpr_loss,
+        space=space,
+        mode=mode,
+        spmm_fn=spmm_fn,
+        loss=cfg.loss,
+        temperature=cfg.temperature,
     )
     evaluate_on = make_evaluate(cfg, space, mode)
 

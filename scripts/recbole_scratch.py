@@ -104,7 +104,20 @@ def make_scratch(v: Variant, n_users: int, is_ngcf: bool):
 
     propagate = ngcf_propagate if is_ngcf else ORIG["propagate"]
 
-    def bpr_loss(params, arch, inputs, batch, key, *, space, mode="switch", spmm_fn=None):
+    def bpr_loss(
+        params,
+        arch,
+        inputs,
+        batch,
+        key,
+        *,
+        space,
+        mode="switch",
+        spmm_fn=None,
+        loss="bpr",
+        temperature=1.0,
+    ):
+        assert loss == "bpr", "the parity rows train with BPR"
         kw = {"space": space, "mode": mode}
         if spmm_fn is not None:
             kw["spmm_fn"] = spmm_fn
