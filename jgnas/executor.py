@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, PartitionSpec
 
+from jgnas import distributed
 from jgnas.interrupt import StopFn, check
 
 __all__ = ["Executor", "default_chunk_size"]
@@ -38,6 +39,10 @@ class Executor:
 
     `should_stop` (optional) is asked before each chunk; when it says so, the call raises
     `jgnas.interrupt.Interrupted` there, between two chunks and never inside XLA.
+
+    In a run of several processes (`jgnas.distributed`), each process runs its slice of the
+    population (`distributed.member_slice`) in chunks and the results are all-gathered, so every
+    process returns the whole population's; every process must make the same calls.
     """
 
     def __init__(
@@ -86,6 +91,15 @@ class Executor:
     def __call__(self, batched: tuple, shared: tuple):
         """Runs the population. batched: pytrees with a leading [P]; shared: broadcast arguments."""
         P = int(jax.tree.leaves(batched)[0].shape[0])
+        if jax.process_count() == 1:
+            return self._run(batched, shared, P)
+        idx = distributed.member_slice(P, jax.process_count(), jax.process_index())
+        out = self._run(jax.tree.map(lambda x: x[idx], batched), shared, idx.size)
+        out, self.last_seconds = distributed.allgather_members((out, self.last_seconds), P)
+        return jax.tree.map(jnp.asarray, out)
+
+    def _run(self, batched: tuple, shared: tuple, P: int):
+        """This process's members, in chunks."""
         c = self.chunk_size
         outs = []
         seconds = np.zeros(P)

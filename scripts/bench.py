@@ -6,12 +6,14 @@ Usage (needs `jgnas data fetch ml-100k` first; --config takes the data section o
   python scripts/bench.py --full                        # + vmapped chunks of the mixed population
   python scripts/bench.py --gpu-profile --out bench.json  # P in {1, 8, 64, 128}, GPU targets
   python scripts/bench.py --quick --config configs/tiny.yaml  # a smoke run on a tiny graph
+  python scripts/bench.py --scale gowalla --out scale.json  # gowalla size: s/epoch, eval, RSS
 """
 
 import argparse
 
 from jgnas import bench
 from jgnas import config as config_lib
+from jgnas.data import synth
 
 
 def main(argv=None) -> None:
@@ -34,8 +36,23 @@ def main(argv=None) -> None:
     p.add_argument("--gpu-profile", action="store_true", help="P in 1,8,64,128 for a GPU")
     p.add_argument("--config", default=None, help="take the data section of this config")
     p.add_argument("--out", default=None, help="write the results as JSON here")
+    p.add_argument("--scale", choices=tuple(synth.LIKE), default=None,
+                   help="instead: LightGCN and P=8 on that size (synthetic stand-in, jgnas.bench.scale)")  # fmt: skip
+    p.add_argument("--scale-size", type=float, default=1.0, help="shrink the stand-in (smoke runs)")
+    p.add_argument("--scale-pop", default="lightgcn", help="P=8 population: a preset or mixed")
+    p.add_argument("--scale-chunk", type=int, default=None, help="its chunk (CPU: 1; 0 = P)")
+    p.add_argument("--scale-pop-steps", type=int, default=0, help="its steps (0: one epoch)")
     args = vars(p.parse_args(argv))
     out_path, config = args.pop("out"), args.pop("config")
+    like = args.pop("scale")
+    scale = {k: args.pop(f"scale_{k}") for k in ("size", "pop", "chunk", "pop_steps")}
+    if like is not None:
+        cfg = bench.ScaleConfig(like=like, epochs=args["epochs"], batch=args["batch"],
+                                seed=args["seed"], **scale)  # fmt: skip
+        out = bench.run_scale(cfg, log=lambda s: print(s, flush=True))
+        print("\n".join(bench.scale_summary_lines(out)))
+        bench.save_json(out_path, out)
+        return
     data_cfg = config_lib.load(config).data  # no config: the defaults, ml-100k
     log = lambda s: print(s, flush=True)  # noqa: E731
     out = bench.run(bench.bench_config(**args), data_cfg, out_path, log=log)

@@ -261,3 +261,20 @@ def test_score_fn_variant():
     want = as_np(rank_metrics(u, i, es, ks))
     for name in METRIC_NAMES:
         np.testing.assert_allclose(got[name], want[name], atol=1e-6)
+
+
+def test_memory_is_bounded_by_the_block_not_users_x_items():
+    # The compiled program's scratch memory is set by [P, block, n_items], whatever n_users is:
+    # ten times the users, same temporaries, far below one [U, I] score matrix.
+    rng = np.random.default_rng(0)
+    n_items, d, block, P = 2000, 8, 64, 2
+    temp = {}
+    for n_users in (500, 5000):
+        held = inter(np.stack([np.arange(n_users), rng.integers(0, n_items, n_users)], 1))
+        train = inter(np.stack([np.arange(n_users), rng.integers(0, n_items, n_users)], 1))
+        es = make_eval_set(n_users, n_items, held, [train], block_size=block)
+        emb = lambda n: jax.ShapeDtypeStruct((P, n, d), jnp.float32)  # noqa: E731
+        compiled = population_rank_metrics.lower(emb(n_users), emb(n_items), es, ks=(20,)).compile()
+        temp[n_users] = compiled.memory_analysis().temp_size_in_bytes
+    assert temp[5000] <= temp[500] * 1.05
+    assert temp[5000] < P * 5000 * n_items * 4 / 10

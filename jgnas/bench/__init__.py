@@ -1,10 +1,16 @@
 """Benchmark of the population engine against the straightforward path (`scripts/bench.py`).
 
+`run_scale` (`scripts/bench.py --scale gowalla`) measures a gowalla-size graph instead: seconds
+per epoch, a full evaluation and peak RSS (`jgnas.bench.scale`).
+
 Throughput, compile time, memory and evaluation time, each also as a ratio against a Python loop
 over the same candidates, each a plain jraph / `segment_sum` model with a static arch jitted alone
 (`TrainConfig(kernel="segment")`). "steady" ratios exclude compilation; "e2e" ratios include it.
 """
 
+from jgnas.bench.scale import ScaleConfig
+from jgnas.bench.scale import run as run_scale
+from jgnas.bench.scale import summary_lines as scale_summary_lines
 from jgnas.bench.suite import (
     BENCH_SPACE,
     BenchConfig,
@@ -31,6 +37,7 @@ from jgnas.bench.timing import (
 __all__ = [
     "BENCH_SPACE",
     "BenchConfig",
+    "ScaleConfig",
     "bench_config",
     "compile_seconds",
     "format_row",
@@ -40,7 +47,9 @@ __all__ = [
     "populations",
     "ratios",
     "run",
+    "run_scale",
     "save_json",
+    "scale_summary_lines",
     "single_op_space",
     "summary_lines",
     "targets",

@@ -6,6 +6,7 @@ from jgnas.data.parsing import RawInteractions
 from jgnas.data.pipeline import info, load
 from jgnas.data.readers import FORMATS, Format, format_names, register_format
 from jgnas.data.splits import split_cold_item, split_loo, split_ratio
+from jgnas.data.synth import stand_in, write_stand_in
 from jgnas.data.synthetic import synthetic
 from jgnas.data.types import DataError, Dataset, Interactions
 
@@ -27,5 +28,7 @@ __all__ = [
     "split_cold_item",
     "split_loo",
     "split_ratio",
+    "stand_in",
     "synthetic",
+    "write_stand_in",
 ]

@@ -28,10 +28,26 @@ from jgnas.rundir import RunDirError
 Log = Callable[[str], None]
 
 
+def single_writer() -> dict:
+    """Orbax options for a run of several processes (`jgnas.distributed`), where only process 0
+    writes: orbax must not wait for the others at its barriers. Empty for one process."""
+    if jax.process_count() == 1:
+        return {}
+    return {
+        "multiprocessing_options": ocp.options.MultiprocessingOptions(
+            primary_host=0, active_processes={0}
+        )
+    }
+
+
 def manager(run_dir: pathlib.Path) -> ocp.CheckpointManager:
+    folder = (run_dir / "checkpoints").absolute()
+    options = single_writer()
+    if options:  # orbax creates no folder for a subset of processes
+        folder.mkdir(parents=True, exist_ok=True)
     return ocp.CheckpointManager(
-        (run_dir / "checkpoints").absolute(),
-        options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True),
+        folder,
+        options=ocp.CheckpointManagerOptions(max_to_keep=2, create=not options, **options),
     )
 
 
