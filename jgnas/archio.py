@@ -1,9 +1,13 @@
 """Architectures for people: names in, names out (dicts, JSON files, one-line descriptions).
 
 `from_dict` checks a hand-written or saved arch with one-line errors that name the key: the named
-genes (depth, ops, transforms, activations, combine, features) must be choices of the space; the
-numbers may lie off its grids (the grids bind only the search): dim an integer in 1..max(dims) (a
-mask inside the supernet's width), dropout in [0, 1), lr finite and > 0, l2 finite and >= 0.
+genes (depth, ops, transforms, activations, norms, combine, features, loss, sampler) must be
+choices of the space or of the library; the numbers may lie off its grids (the grids bind only the
+search): dim an integer in 1..max(dims) (a mask inside the supernet's width), dropout in [0, 1),
+lr finite and > 0, l2 finite and >= 0, negatives an integer in 1..max(space.negatives) (the
+negatives drawn per positive), temperature finite and > 0, ssl finite and >= 0. The objective keys
+and a layer's norm may be left out (an arch file written before they existed): they default to the
+published objective (`jgnas.presets.BPR`) and no norm.
 `Space.to_dict`, `from_dict` and `describe` call these.
 """
 
@@ -19,8 +23,9 @@ from jgnas.ops import OPS
 if TYPE_CHECKING:
     from jgnas.space import Arch, Space
 
-KEYS = ("depth", "layers", "combine", "dim", "dropout", "lr", "l2", "features")
-LAYER_KEYS = ("op", "transform", "act", "residual")
+OBJECTIVE_KEYS = ("loss", "negatives", "temperature", "sampler", "ssl")
+KEYS = ("depth", "layers", "combine", "dim", "dropout", "lr", "l2", "features", *OBJECTIVE_KEYS)
+LAYER_KEYS = ("op", "transform", "act", "residual", "norm")
 
 
 def to_dict(space: Space, arch: Arch) -> dict:
@@ -36,6 +41,7 @@ def to_dict(space: Space, arch: Arch) -> dict:
             "transform": sp.TRANSFORMS[int(a.transform[l])],
             "act": sp.ACTIVATIONS[int(a.act[l])],
             "residual": bool(a.residual[l]),
+            "norm": sp.NORMS[int(a.norm[l])],
         }
         for l in range(int(a.depth))
     ]
@@ -48,6 +54,11 @@ def to_dict(space: Space, arch: Arch) -> dict:
         "lr": sp._short(a.lr),
         "l2": sp._short(a.l2),
         "features": sp.FEATURES[int(a.features)],
+        "loss": sp.LOSSES[int(a.loss)],
+        "negatives": int(a.negatives),
+        "temperature": sp._short(a.temperature),
+        "sampler": sp.SAMPLERS[int(a.sampler)],
+        "ssl": sp._short(a.ssl),
     }
 
 
@@ -94,13 +105,14 @@ def _check_keys(d, where: str) -> None:
     unknown = set(d) - set(KEYS)
     if unknown:
         raise ValueError(f"{where}: unknown key(s) {sorted(unknown)}; valid keys: {sorted(KEYS)}")
-    missing = set(KEYS) - set(d) - {"layers"}
+    missing = set(KEYS) - set(d) - {"layers", *OBJECTIVE_KEYS}
     if missing:
         raise ValueError(f"{where}: missing key(s) {sorted(missing)}")
 
 
 def _layer_genes(space: Space, r: _Reader, depth: int) -> tuple[np.ndarray, ...]:
-    """The layers' op, transform, act and residual genes [max_layers] each (zeros beyond depth)."""
+    """The layers' op, transform, act, residual and norm genes [max_layers] each (zeros beyond
+    depth)."""
     from jgnas import space as sp
 
     layers = r.d.get("layers", [])
@@ -109,7 +121,7 @@ def _layer_genes(space: Space, r: _Reader, depth: int) -> tuple[np.ndarray, ...]
     if len(layers) != depth:
         r.fail(f"depth={depth} but {len(layers)} layers are given")
     L = space.max_layers
-    op, tf, act, res = (np.zeros(L, np.int32) for _ in range(4))
+    op, tf, act, res, norm = (np.zeros(L, np.int32) for _ in range(5))
     for l, layer in enumerate(layers):
         if not isinstance(layer, dict):
             r.fail(f"layers[{l}]={clip(layer)} must be an object with keys {sorted(LAYER_KEYS)}")
@@ -126,7 +138,8 @@ def _layer_genes(space: Space, r: _Reader, depth: int) -> tuple[np.ndarray, ...]
         if residual not in (True, False):  # 0 and 1 too
             r.fail(f"layers[{l}].residual={clip(residual)} must be true or false")
         res[l] = int(residual)
-    return op, tf, act, res
+        norm[l] = r.choice(layer.get("norm", "none"), sp.NORMS, f"layers[{l}].norm")
+    return op, tf, act, res, norm
 
 
 def from_dict(space: Space, d: dict, where: str = "arch") -> Arch:
@@ -137,7 +150,11 @@ def from_dict(space: Space, d: dict, where: str = "arch") -> Arch:
     r = _Reader(d, where)
     L, d_max = space.max_layers, space.d_max
     depth = r.number("depth", lambda v: 0 <= v <= L, f"an integer in 0..{L}", integer=True)
-    op, tf, act, res = _layer_genes(space, r, depth)
+    op, tf, act, res, norm = _layer_genes(space, r, depth)
+    from jgnas.presets import BPR
+
+    r.d = {**BPR, **d}
+    k_max = space.max_negatives
     dim_rule = f"an integer in 1..{d_max} (the largest of space.dims)"
     arch = sp.Arch(
         depth=np.int32(depth),
@@ -145,15 +162,36 @@ def from_dict(space: Space, d: dict, where: str = "arch") -> Arch:
         transform=tf,
         act=act,
         residual=res,
+        norm=norm,
         combine=np.int32(r.choice(d["combine"], sp.COMBINES, "combine")),
         dim=np.int32(r.number("dim", lambda v: 1 <= v <= d_max, dim_rule, integer=True)),
         dropout=np.float32(r.number("dropout", lambda v: 0 <= v < 1, "a rate in [0, 1)")),
         lr=np.float32(r.number("lr", lambda v: finite32(v) and v > 0, "a finite number > 0")),
         l2=np.float32(r.number("l2", lambda v: finite32(v) and v >= 0, "a finite number >= 0")),
         features=np.int32(r.choice(d["features"], sp.FEATURES, "features")),
+        loss=np.int32(r.choice(r.d["loss"], sp.LOSSES, "loss")),
+        negatives=np.int32(
+            r.number(
+                "negatives",
+                lambda v: 1 <= v <= k_max,
+                f"an integer in 1..{k_max} (the largest of space.negatives)",
+                integer=True,
+            )
+        ),
+        temperature=np.float32(
+            r.number("temperature", lambda v: finite32(v) and v > 0, "a finite number > 0")
+        ),
+        sampler=np.int32(r.choice(r.d["sampler"], sp.SAMPLERS, "sampler")),
+        ssl=np.float32(r.number("ssl", lambda v: finite32(v) and v >= 0, "a finite number >= 0")),
     )
-    if arch.features and not space.text:
-        r.fail(f"features={d['features']!r} needs text features (text.enabled)")
+    if int(arch.features) not in space.feature_choices:
+        _, text, side = sp.feature_bits(int(arch.features))
+        need = [n for n, b, have in (("text", text, space.text), ("side", side, space.side)) if b and not have]
+        setting = {"text": "text.enabled", "side": "side.enabled"}
+        r.fail(
+            f"features={d['features']!r} needs {' and '.join(need)} features "
+            f"({' and '.join(setting[n] for n in need)})"
+        )
     return arch
 
 
@@ -173,9 +211,29 @@ def describe(d: dict) -> str:
             s += f"/{layer['act']}"
         if layer["residual"]:
             s += "+res"
+        if layer.get("norm", "none") != "none":
+            s += f"+{layer['norm']}n"
         parts.append(s)
     body = "MF" if not parts else f"{d['depth']}L[{', '.join(parts)}] {d['combine']}"
     return (
         f"{body} d{d['dim']} drop{d['dropout']:g} lr{sp._sci(d['lr'])} l2 {sp._sci(d['l2'])} "
-        f"{d['features']}"
+        f"{d['features']}{describe_objective(d)}"
     )
+
+
+def describe_objective(d: dict) -> str:
+    """The objective part of `describe`: empty for the published one (BPR, one uniform negative,
+    no contrastive term), else e.g. ` softmax k16 t0.2 pop ssl0.1`."""
+    from jgnas.presets import BPR
+
+    o = {**BPR, **{k: d[k] for k in OBJECTIVE_KEYS if k in d}}
+    s = ""
+    if o["loss"] != "bpr" or o["negatives"] != 1:
+        s += f" {o['loss']} k{o['negatives']}"
+    if o["loss"] == "softmax":
+        s += f" t{o['temperature']:g}"
+    if o["sampler"] != "uniform":
+        s += " pop" if o["sampler"] == "popularity" else f" {o['sampler']}"
+    if o["ssl"]:
+        s += f" ssl{o['ssl']:g}"
+    return s

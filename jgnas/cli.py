@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import pathlib
 import sys
 import time
 
 from jgnas import data
+from jgnas.data import synth
 
 
 def _data_config(args: argparse.Namespace) -> data.DataConfig:
@@ -68,8 +70,25 @@ def _cmd_data_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_data_synth(args: argparse.Namespace) -> int:
+    out = (
+        pathlib.Path(args.out)
+        if args.out
+        else data.data_dir() / synth.default_name(args.like, args.seed, args.scale)
+    )
+    t0 = time.perf_counter()
+    meta = synth.write_stand_in(out, args.like, seed=args.seed, scale=args.scale)
+    _log(
+        f"wrote {out}: {meta['users']:,} users, {meta['items']:,} items, "
+        f"{meta['interactions']:,} interactions (train {meta['train']:,}, test {meta['test']:,}) "
+        f"in {time.perf_counter() - t0:.1f} s"
+    )
+    _log(f"check: jgnas data info {out} --split presplit")
+    return 0
+
+
 def _data_parser(subparsers) -> None:
-    """Adds `jgnas data fetch|info`."""
+    """Adds `jgnas data fetch|info|synth`."""
     p = subparsers.add_parser("data", help="fetch and inspect datasets")
     sub = p.add_subparsers(dest="data_cmd", required=True)
     f = sub.add_parser("fetch", help="download a dataset into the data dir")
@@ -94,6 +113,14 @@ def _data_parser(subparsers) -> None:
     i.add_argument("--cache-dir", default=None)
     i.add_argument("--no-cache", action="store_true")
     i.set_defaults(fn=_cmd_data_info)
+    s = sub.add_parser(
+        "synth", help="write a synthetic stand-in of gowalla, yelp2018 or amazon-book (sizes only)"
+    )
+    s.add_argument("--like", required=True, choices=tuple(synth.LIKE))
+    s.add_argument("--out", help="target folder (default: <data dir>/LIKE-synth[-sSEED][-xSCALE])")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--scale", type=float, default=1.0, help="shrink users, items, interactions")
+    s.set_defaults(fn=_cmd_data_synth)
 
 
 def _experiment(args: argparse.Namespace):
@@ -107,7 +134,9 @@ def _experiment(args: argparse.Namespace):
 
 
 def _log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+    from jgnas.progress import write
+
+    write(msg, sys.stderr)  # above a progress bar, when one is drawn
 
 
 def _run_dir(args: argparse.Namespace, name: str) -> pathlib.Path:
@@ -116,20 +145,64 @@ def _run_dir(args: argparse.Namespace, name: str) -> pathlib.Path:
     return pathlib.Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
+def _processes(args: argparse.Namespace) -> tuple[str | None, int, int]:
+    """(coordinator, process count, process id) from the flags, else $JGNAS_COORDINATOR,
+    $JGNAS_NUM_PROCESSES, $JGNAS_PROCESS_ID, else a SLURM step's $SLURM_NTASKS, $SLURM_PROCID
+    (whose coordinator jax finds itself when none is given); one process by default."""
+    env = os.environ
+    slurm = "SLURM_STEP_NODELIST" in env and "SLURM_PROCID" in env  # inside an srun step
+
+    def number(flag, name: str, slurm_name: str, default: int) -> int:
+        value = flag if flag is not None else env.get(name, env.get(slurm_name) if slurm else None)
+        try:
+            return default if value is None else int(value)
+        except ValueError:
+            raise data.DataError(f"{name}: {value!r} is not an integer") from None
+
+    n = number(args.num_processes, "JGNAS_NUM_PROCESSES", "SLURM_NTASKS", 1)
+    pid = number(args.process_id, "JGNAS_PROCESS_ID", "SLURM_PROCID", 0)
+    coordinator = args.coordinator or env.get("JGNAS_COORDINATOR")
+    if n < 1 or not 0 <= pid < n:
+        raise data.DataError(f"--process-id {pid} must be in [0, --num-processes {n})")
+    if n > 1 and not coordinator and not slurm:
+        raise data.DataError(
+            f"{n} processes need --coordinator HOST:PORT (or $JGNAS_COORDINATOR): process 0's "
+            "host and a free port, the same for every process"
+        )
+    return coordinator, n, pid
+
+
+def _join_processes(args: argparse.Namespace) -> int:
+    """Joins a run of several processes (`jgnas.distributed`) if asked; returns this process's id.
+    Called before any module that may start a jax backend is imported (evosax does at import)."""
+    from jgnas import distributed
+
+    coordinator, n_processes, process_id = _processes(args)
+    distributed.initialize(coordinator, n_processes, process_id)
+    return process_id
+
+
 def _cmd_search(args: argparse.Namespace) -> int:
     from jgnas import config as config_lib
-    from jgnas import job, rundir
+    from jgnas import distributed, job, rundir
+    from jgnas.progress import Progress
 
-    log = (lambda m: None) if args.quiet else _log
+    process_id = args.process_id  # set by _join_processes
+    log = (lambda m: None) if args.quiet or process_id else _log  # process 0 speaks for all
+    progress = Progress(enabled=not (args.quiet or process_id))
     if args.resume:
         run_dir = pathlib.Path(args.resume)
-        if not (run_dir / "config.yaml").is_file():
-            raise data.DataError(f"{run_dir}: not a run directory (no config.yaml)")
         if args.config or args.set:
             raise data.DataError("--resume takes the run's own config.yaml; drop --config/--set")
         if args.overwrite:
             raise data.DataError("--overwrite starts a new run; it does not go with --resume")
-        cfg = config_lib.load(run_dir / "config.yaml")
+        if process_id == 0 and not (run_dir / "config.yaml").is_file():
+            raise data.DataError(f"{run_dir}: not a run directory (no config.yaml)")
+        # Process 0 reads the run directory; the others get its config (they need no copy).
+        cfg = config_lib.load(run_dir / "config.yaml") if process_id == 0 else None
+        _, resolved = distributed.from_writer((), config_lib.to_dict(cfg) if cfg else None)
+        if cfg is None:
+            cfg = config_lib.from_dict(resolved, where="config.yaml of process 0")
     else:
         cfg = _experiment(args)
         run_dir = _run_dir(args, cfg.name)
@@ -140,7 +213,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
         resume=bool(args.resume),
         overwrite=args.overwrite,
         log=log,
-        progress=not args.quiet,
+        progress=progress,
         should_stop=args.should_stop,
     )
     return 0
@@ -148,8 +221,10 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from jgnas import experiment, report
+    from jgnas.progress import Progress
 
     log = (lambda m: None) if args.quiet else _log
+    progress = Progress(enabled=not args.quiet)
     if args.seeds is not None and args.seeds < 1:
         raise data.DataError(f"--seeds: must be >= 1, got {args.seeds}")
     cfg = _experiment(args)
@@ -165,7 +240,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         candidates.append((p.stem, cfg.space.from_json(_read_text(p), where=str(p))))
     if not candidates:
         raise data.DataError("train: give --preset NAME and/or --arch FILE")
-    ctx = experiment.prepare(cfg, log)  # after the cheap checks: bad names fail before data loads
+    # After the cheap checks: bad names fail before data loads.
+    ctx = experiment.prepare(cfg, log, progress)
     retrained = experiment.retrain_and_test(
         ctx,
         candidates,
@@ -175,7 +251,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
         chunk_size=cfg.search.chunk_size,
         log=log,
         should_stop=args.should_stop,
+        progress=progress,
     )
+    progress.write(progress.summary())
     out = {"config": cfg.name, "dataset": ctx.dataset.name, "rows": retrained.rows}
     if args.out:
         pathlib.Path(args.out).mkdir(parents=True, exist_ok=True)
@@ -215,6 +293,27 @@ def _recommend_parser(subparsers) -> None:
     p.add_argument("-k", type=int, default=10)
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=_cmd_recommend)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from jgnas import viz
+
+    path = viz.build(args.run_dir, args.out, user=args.user, n_users=args.users, k=args.k,
+                     log=(lambda m: None) if args.quiet else _log)  # fmt: skip
+    print(path)
+    return 0
+
+
+def _report_parser(subparsers) -> None:
+    """Adds `jgnas report` (a static HTML page of a finished run)."""
+    p = subparsers.add_parser("report", help="write RUN_DIR/report/index.html and its figures")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--user", help="raw user id of the ego-graph (default: the median user)")
+    p.add_argument("--users", type=int, default=3, help="users whose top-K lists are shown")
+    p.add_argument("--k", type=int, default=10, help="length of the top-K lists (default 10)")
+    p.add_argument("--out", help="report folder (default: RUN_DIR/report)")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(fn=_cmd_report)
 
 
 def _cmd_config(args: argparse.Namespace) -> int:
@@ -332,7 +431,9 @@ def _common(p: argparse.ArgumentParser) -> None:
         help="override a config value, e.g. --set search.population_size=64 (repeatable)",
     )
     p.add_argument("--out", help="run directory (default: runs/NAME-TIMESTAMP)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    p.add_argument(
+        "-q", "--quiet", action="store_true", help="no logs, progress bars or timings on stderr"
+    )
 
 
 def _search_parser(subparsers) -> None:
@@ -341,6 +442,14 @@ def _search_parser(subparsers) -> None:
     _common(p)
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted search")
     p.add_argument("--overwrite", action="store_true", help="replace what a non-empty --out holds")
+    g = p.add_argument_group(
+        "several processes (jax.distributed; default: one, or a SLURM step's tasks)"
+    )
+    g.add_argument(
+        "--coordinator", metavar="HOST:PORT", help="process 0's address ($JGNAS_COORDINATOR)"
+    )
+    g.add_argument("--num-processes", type=int, help="processes in the run ($JGNAS_NUM_PROCESSES)")
+    g.add_argument("--process-id", type=int, help="this process, 0 writes ($JGNAS_PROCESS_ID)")
     p.set_defaults(fn=_cmd_search)
 
 
@@ -365,6 +474,7 @@ def build_parser() -> argparse.ArgumentParser:
     _search_parser(sub)
     _train_parser(sub)
     _recommend_parser(sub)
+    _report_parser(sub)
     _serve_parser(sub)
     _config_parser(sub)
     for p in _all_parsers(parser):
@@ -416,6 +526,8 @@ def main(argv: list[str] | None = None) -> int:
             args.should_stop = should_stop
             from jgnas import plugins
 
+            if args.cmd == "search":  # jax.distributed first: some imports start a backend
+                args.process_id = _join_processes(args)
             plugins.import_all(args.imports or ())
             return args.fn(args)
     except KeyboardInterrupt:  # jgnas.interrupt.Interrupted, or Ctrl-C in another command

@@ -1,7 +1,7 @@
 """Experiment configs: YAML files of sections, validated into frozen dataclasses, with overrides.
 
 A config file has the sections `data`, `space`, `train` (the screening budget used during search),
-`final` (retraining of the winners), `search` and `text`; each key maps to a field of that section's
+`final` (retraining of the winners), `search`, `text` and `side`; each key maps to a field of that section's
 dataclass. Two top-level keys: `name`, and `plugins`, a list of modules imported first, so that the
 ops, strategies and data formats they register can be named in the sections. An empty file is
 the default job. An unknown section or key, or a bad value, fails with one line naming it and listing the
@@ -26,6 +26,7 @@ from jgnas.data import DataConfig
 from jgnas.experiment import FinalConfig
 from jgnas.features import TextConfig
 from jgnas.search.config import SearchConfig
+from jgnas.side import SideConfig
 from jgnas.space import Space
 from jgnas.train import TrainConfig
 
@@ -51,6 +52,7 @@ class ExperimentConfig:
     final: FinalConfig = dataclasses.field(default_factory=FinalConfig)
     search: SearchConfig = dataclasses.field(default_factory=SearchConfig)
     text: TextConfig = dataclasses.field(default_factory=TextConfig)
+    side: SideConfig = dataclasses.field(default_factory=SideConfig)
 
 
 TOP_LEVEL = ("name", "plugins")
@@ -61,6 +63,7 @@ SECTIONS: dict[str, type] = {
     "final": FinalConfig,
     "search": SearchConfig,
     "text": TextConfig,
+    "side": SideConfig,
 }
 
 
@@ -116,9 +119,25 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     return value
 
 
+#: Keys that moved: a config (or a run directory's config.yaml) written before gets one line
+#: saying where they went.
+MOVED = {
+    "train.loss": "space.losses",
+    "train.negatives": "space.negatives",
+    "train.temperature": "space.temperatures",
+}
+
+
 def _section(cls: type, values: dict, where: str):
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    for key in values:
+        if f"{where}.{key}" in MOVED:
+            raise ConfigError(
+                f"{where}.{key}: the training objective is now part of each searched model: use "
+                f"{MOVED[where + '.' + key]} (a list of choices; a run made before this change "
+                "cannot be reloaded)"
+            )
     unknown = sorted(set(values) - set(fields))
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {unknown}; valid keys: {sorted(fields)}")
@@ -194,9 +213,10 @@ def from_dict(
         if not isinstance(values, dict):
             raise ConfigError(f"{where}: section {name!r} must be a mapping")
         kwargs[name] = _section(cls, values, name)
-    space = kwargs["space"]
-    if space.text != kwargs["text"].enabled:
-        kwargs["space"] = dataclasses.replace(space, text=kwargs["text"].enabled)
+    # The space's text and side inputs are those the experiment builds.
+    kwargs["space"] = dataclasses.replace(
+        kwargs["space"], text=kwargs["text"].enabled, side=kwargs["side"].enabled
+    )
     for preset in kwargs["final"].baselines:
         try:
             kwargs["space"].preset(preset)

@@ -109,10 +109,7 @@ class Explainer:
     def _inputs_h0(self) -> np.ndarray:
         """h0 [N, d] as `model.propagate` builds it (features gene, dimension mask)."""
         p, a = self.winner.params, self.winner.arch
-        text = np.asarray(self.inputs.text) @ p["text_proj"]
-        h0 = [p["emb"], text, p["emb"] + text][int(a.features)]
-        mask = (np.arange(h0.shape[1]) < int(a.dim)).astype(np.float32)
-        return np.asarray(h0 * mask, np.float32)
+        return np.asarray(model_lib.input_embeddings(p, a, self.inputs, self.space), np.float32)
 
     def _scalar_chain(self) -> tuple[list[sp.csr_matrix], np.ndarray]:
         """Per active layer, P_l (sparse [N, N], float64); and the combination weights w [depth+1]."""
@@ -166,6 +163,7 @@ class Explainer:
         """The strongest walk of each length from every source node to `target` (max-product DP
         over |coefficients|, then backtracking), with its exact share of the score."""
         walks: dict[int, list[Walk]] = {s: [] for s in sources}
+        other = other[: self._h0.shape[1]]  # non-concat: the combined layers fill the first d
         dots = {s: float(self._h0[s] @ other) for s in sources}
         for l, w in enumerate(self._w):
             if w == 0:
@@ -207,11 +205,12 @@ class Explainer:
         h_i = w.item_emb[item_node - self.n_users] if item_vec is None else np.asarray(item_vec)
         score = float(h_u @ h_i)
         if self.method == EXACT_PATHS and via == "auto":
-            dot_i = self._h0 @ h_i.astype(np.float64)
+            d = self._h0.shape[1]  # a non-concat combination fills the first d columns only
+            dot_i = self._h0 @ h_i[:d].astype(np.float64)
             c_u = self.transfer_row(u) * dot_i
             c_i = None
             if item_node is not None:
-                c_i = self.transfer_row(item_node) * (self._h0 @ h_u.astype(np.float64))
+                c_i = self.transfer_row(item_node) * (self._h0 @ h_u[:d].astype(np.float64))
             return score, c_u, c_i
         node_i = 0 if item_node is None else item_node
         c_u, c_i = self._vjp(
@@ -323,19 +322,21 @@ def _make_vjp(space, arch):
     graph and parameters stay arguments: closed-over graphs get constant-folded)."""
     arch = jax.tree.map(np.asarray, arch)
 
-    def contributions(params, inputs, u, i, target_u, target_i):
-        def f(emb, text):
-            p = dict(params, emb=emb)
-            h, _ = model_lib.propagate(p, arch, inputs.replace(text=text), None, space=space)
-            return h[u], h[i]
+    # The inputs enter only through h0 (id rows, projected text, pooled side values: linear in
+    # each), so the arch runs from h0 itself: id features over an "embedding table" h0.
+    from_h0 = arch.replace(features=np.int32(0))
 
-        emb, text = jnp.asarray(params["emb"]), inputs.text
-        (hu, hi), vjp = jax.vjp(f, emb, text)
-        ge_u, gt_u = vjp((target_u, jnp.zeros_like(hi)))
-        ge_i, gt_i = vjp((jnp.zeros_like(hu), target_i))
-        # Σ_dims grad · input over both inputs is ∂g/∂h0_n · h0_n (h0 is linear in emb and text).
-        c_u = (ge_u * emb).sum(1) + (gt_u * text).sum(1)
-        c_i = (ge_i * emb).sum(1) + (gt_i * text).sum(1)
-        return c_u, c_i
+    def contributions(params, inputs, u, i, target_u, target_i):
+        h0 = model_lib.input_embeddings(params, arch, inputs, space)
+
+        def f(h0):
+            fwd = model_lib.propagate(dict(params, emb=h0), from_h0, inputs, None, space=space)
+            return fwd.out[u], fwd.out[i]
+
+        (hu, hi), vjp = jax.vjp(f, h0)
+        (g_u,) = vjp((target_u, jnp.zeros_like(hi)))
+        (g_i,) = vjp((jnp.zeros_like(hu), target_i))
+        # Σ_dims ∂g/∂h0_n · h0_n: node n's share of the score (the chain is linear in h0).
+        return (g_u * h0).sum(1), (g_i * h0).sum(1)
 
     return jax.jit(contributions)

@@ -37,6 +37,7 @@ from jgnas import config as config_lib
 from jgnas import data as data_lib
 from jgnas import model as model_lib
 from jgnas.space import FEATURES, Arch
+from jgnas.train import init_member
 
 FORMAT = 1
 DEFAULT_K = 20
@@ -119,7 +120,11 @@ class Winner:
             self._cold_fn = jax.jit(
                 lambda p, i: model_lib.embeddings(p, arch, i, space=space, mode="switch")
             )
-        _, items = self._cold_fn(params, model_lib.Inputs(graph, jnp.asarray(text)))
+        inputs = model_lib.Inputs(graph, jnp.asarray(text))
+        if self.ctx.space.side:  # a new item has text but no side values: its side input is 0
+            none = jnp.zeros((1 + m, 1), jnp.int32)
+            inputs = inputs.replace(side_ids=none, side_w=jnp.zeros((1 + m, 1), jnp.float32))
+        _, items = self._cold_fn(params, inputs)
         return np.asarray(items)
 
 
@@ -151,10 +156,7 @@ def load_winner(run_dir: str | pathlib.Path, log=None) -> Winner:
     ctx = experiment.prepare(cfg, log=log or experiment.quiet)
     arch_text = (run_dir / "best_arch.json").read_text()
     arch = ctx.space.from_json(arch_text, where="best_arch.json")
-    graph = ctx.data.inputs.graph
-    template = model_lib.init_params(
-        jax.random.key(0), ctx.space, graph.n_node, int(ctx.data.inputs.text.shape[1])
-    )
+    template = init_member(jax.random.key(0), ctx.space, ctx.data.inputs)
     abstract = jax.tree.map(lambda x: np.zeros(x.shape, x.dtype), template)
     with ocp.StandardCheckpointer() as ckpt:
         params = ckpt.restore((run_dir / "best_model").absolute(), abstract)

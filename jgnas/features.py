@@ -98,8 +98,11 @@ class TextConfig:
             raise DataError(f"text.batch_size: must be a positive integer, got {self.batch_size!r}")
 
 
-def _counting(encoder: text_lib.Encoder) -> tuple[text_lib.Encoder, list[int]]:
-    """The encoder with a forward that also records how many real sentences each call encodes.
+def _counting(
+    encoder: text_lib.Encoder, on_progress: Callable[[int], None] | None = None
+) -> tuple[text_lib.Encoder, list[int]]:
+    """The encoder with a forward that also records how many real sentences each call encodes,
+    and calls `on_progress(encoded so far)` after each batch.
 
     `encode_cached` does not report cache hits, so they are counted here (padding rows of a batch
     have an all-zero mask and are not counted).
@@ -108,7 +111,10 @@ def _counting(encoder: text_lib.Encoder) -> tuple[text_lib.Encoder, list[int]]:
 
     def forward(params, ids, type_ids, mask):
         rows.append(int(np.asarray(mask).any(axis=1).sum()))
-        return encoder.forward_fn(params, ids, type_ids, mask)
+        out = encoder.forward_fn(params, ids, type_ids, mask)
+        if on_progress is not None:
+            on_progress(sum(rows))
+        return out
 
     return dataclasses.replace(encoder, forward_fn=forward), rows
 
@@ -118,6 +124,7 @@ def node_text_matrix(
     cfg: TextConfig,
     log: Callable[[str], None] | None = None,
     encoder: text_lib.Encoder | None = None,
+    on_progress: Callable[[int], None] | None = None,
 ) -> np.ndarray:
     """Frozen text vectors of every node, in the node order of the graph (users, then items).
 
@@ -130,6 +137,8 @@ def node_text_matrix(
       cfg: the text section.
       log: called with one line: texts encoded vs taken from the cache, and the time.
       encoder: an already loaded encoder (else loaded from `cfg.model_path`).
+      on_progress: called with the number of texts encoded so far after each batch (cache hits
+        are not encoded and not counted), e.g. a `jgnas.progress` phase.
 
     Returns:
       float32 [n_users + n_items, D]: row u is user u's vector, row n_users + i is item i's
@@ -139,7 +148,7 @@ def node_text_matrix(
     start = time.perf_counter()
     if encoder is None:
         encoder = text_lib.load_encoder(cfg.model_path)
-    counted, rows = _counting(encoder)
+    counted, rows = _counting(encoder, on_progress)
     user_vecs, item_vecs = text_lib.node_text_features(
         dataset,
         counted,

@@ -25,6 +25,8 @@ import numpy as np
 from scipy import stats
 
 from jgnas import experiment, metrics
+from jgnas import progress as progress_lib
+from jgnas.progress import Progress
 from jgnas.space import Arch, stack, take
 from jgnas.train import Engine
 
@@ -75,8 +77,16 @@ def _with_lr(arch: Arch, lr: float | None) -> Arch:
     return arch if lr is None else arch.replace(lr=np.float32(lr))
 
 
-def run(ctx: experiment.Context, fcfg: FidelityConfig, log=experiment.stderr_log) -> dict:
-    """Trains every arch at every lr to convergence; returns per-arch curves and the correlations."""
+def run(
+    ctx: experiment.Context,
+    fcfg: FidelityConfig,
+    log=experiment.stderr_log,
+    progress: Progress | None = None,
+) -> dict:
+    """Trains every arch at every lr to convergence; returns per-arch curves and the correlations.
+    `progress`: its phases "train" and "test", one step per run (`jgnas.progress`; default: none).
+    """
+    progress = progress_lib.as_progress(progress)
     candidates = sample_archs(ctx, fcfg)
     lrs: Sequence[float | None] = fcfg.lrs or (None,)
     cfg = dataclasses.replace(
@@ -93,9 +103,14 @@ def run(ctx: experiment.Context, fcfg: FidelityConfig, log=experiment.stderr_log
     )
     engine = Engine(cfg, ctx.space, ctx.data, chunk_size=ctx.cfg.search.chunk_size)
     t0 = time.perf_counter()
-    res = engine.train(keys, archs)
+    with progress.phase("train", total=len(members)) as update:
+        engine.on_progress = update
+        res = engine.train(keys, archs)
     log(f"fidelity: trained {len(members)} runs in {time.perf_counter() - t0:.0f} s")
-    test = engine.evaluate(res.params, archs, metrics.test_eval_set(ctx.dataset, cfg.eval_block))
+    with progress.phase("test", total=len(members)) as update:
+        engine.on_progress = update
+        test_set = metrics.test_eval_set(ctx.dataset, cfg.eval_block)
+        test = engine.evaluate(res.params, archs, test_set)
     curve = np.asarray(res.valid[cfg.metric])[:, :, k_idx]  # [M, rounds]
     test_fit = np.asarray(test[cfg.metric])[:, k_idx]
     rows = []

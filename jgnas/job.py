@@ -11,7 +11,6 @@ import contextlib
 import dataclasses
 import json
 import pathlib
-import sys
 import time
 from collections.abc import Callable
 
@@ -20,9 +19,11 @@ import orbax.checkpoint as ocp
 import yaml
 
 from jgnas import config as config_lib
-from jgnas import experiment, report, rundir
+from jgnas import distributed, experiment, report, rundir
+from jgnas import progress as progress_lib
 from jgnas.config import ExperimentConfig
 from jgnas.interrupt import StopFn
+from jgnas.progress import Progress
 from jgnas.search import checkpoints, loop
 
 Log = Callable[[str], None]
@@ -40,7 +41,7 @@ def run(
     overwrite: bool = False,
     log: Log = experiment.stderr_log,
     on_generation: Callable[[int], None] | None = None,
-    progress: bool = True,
+    progress: Progress | bool | None = None,
     should_stop: StopFn | None = None,
 ) -> dict:
     """Runs the whole job and returns the summary written to final_metrics.json.
@@ -50,7 +51,10 @@ def run(
       run_dir: the run directory. A new run needs it absent or empty (`overwrite` empties it);
         it is locked while the job writes it (`jgnas.rundir.claim`).
       resume: continue the run in run_dir from its latest intact checkpoint.
-      log, progress: progress lines, and a progress bar on a terminal.
+      log: a line logger (the generations, the results).
+      progress: a `jgnas.progress.Progress`: a bar per phase (data, search, tune, retrain, test,
+        write), a timing line at the end of each and a last line of time by phase. True (the
+        older form): an enabled one on stderr; None or False (default): none.
       on_generation: called after each generation's checkpoint (tests).
       should_stop: asked between generations and training chunks; when true, the job raises
         `jgnas.interrupt.Interrupted` there, and `--resume` continues it.
@@ -60,9 +64,14 @@ def run(
     every candidate failed raises `SearchError` with a summary, keeping history.jsonl.
     """
     config_lib.check_strategy(cfg.search, cfg.space)
+    progress = progress_lib.as_progress(progress)
+    if not distributed.is_writer():  # another process of a run of several: it writes nothing
+        return _run(cfg, pathlib.Path(run_dir), resume, log, on_generation, progress, should_stop)
     with rundir.claim(run_dir, resume=resume, overwrite=overwrite) as claim:
         try:
-            return _run(cfg, claim.path, resume, log, on_generation, progress, should_stop)
+            summary = _run(cfg, claim.path, resume, log, on_generation, progress, should_stop)
+            progress.write(progress.summary())
+            return summary
         except BaseException as e:
             # Nothing to resume: a failure before the first checkpoint, or an interruption
             # before config.yaml was written.
@@ -73,10 +82,11 @@ def run(
 
 
 def _run(cfg, run_dir: pathlib.Path, resume, log, on_generation, progress, should_stop) -> dict:
-    if not resume:
+    writer = distributed.is_writer()  # several processes: process 0 writes the run directory
+    if not resume and writer:
         text = yaml.safe_dump(config_lib.to_dict(cfg), sort_keys=False)
         checkpoints.write_atomic(run_dir / "config.yaml", text)
-    ctx = experiment.prepare(cfg, log)
+    ctx = experiment.prepare(cfg, log, progress)
     t0 = time.perf_counter()
     archive = loop.search(
         ctx,
@@ -84,8 +94,9 @@ def _run(cfg, run_dir: pathlib.Path, resume, log, on_generation, progress, shoul
         resume=resume,
         log=log,
         on_generation=on_generation,
-        progress=progress and sys.stderr.isatty(),
+        progress=progress,
         should_stop=should_stop,
+        writer=writer,
     )
     t_search = time.perf_counter() - t0
 
@@ -98,23 +109,48 @@ def _run(cfg, run_dir: pathlib.Path, resume, log, on_generation, progress, shoul
         )
     candidates = [(f"search#{i + 1}", r.arch) for i, r in enumerate(top)]
     candidates += [(name, ctx.space.preset(name)) for name in fcfg.baselines]
+    final_cfg = experiment.final_train_config(cfg.train, fcfg)
+    tuned = None
+    if fcfg.tunes:  # the finalists and the baselines get the same tuning
+        tuned = experiment.tune(
+            ctx,
+            candidates,
+            lrs=fcfg.lrs,
+            l2s=fcfg.l2s,
+            seeds=fcfg.tune_seeds,
+            train_cfg=final_cfg,
+            seed=cfg.search.seed,
+            chunk_size=cfg.search.chunk_size,
+            log=log,
+            should_stop=should_stop,
+            progress=progress,
+        )
+        candidates = tuned.candidates
     retrained = experiment.retrain_and_test(
         ctx,
         candidates,
         seeds=fcfg.seeds,
-        train_cfg=experiment.final_train_config(cfg.train, fcfg),
+        train_cfg=final_cfg,
         seed=cfg.search.seed,
         chunk_size=cfg.search.chunk_size,
         log=log,
         should_stop=should_stop,
+        progress=progress,
     )
+    if tuned is not None:
+        for row in retrained.rows:
+            row["tuned"] = tuned.grid[row["label"]]
     summary = _summary(cfg, ctx, archive, retrained, t_search)
+    summary["tune_seconds"] = tuned.seconds if tuned is not None else 0.0
     winner = next(r for r in retrained.rows if r["label"] == summary["winner"])
     params = experiment.best_member_params(retrained, retrained.rows.index(winner), fcfg.seeds)
-    with contextlib.closing(ocp.StandardCheckpointer()) as ckpt:
-        ckpt.save((run_dir / "best_model").absolute(), params, force=True)
-        ckpt.wait_until_finished()
-    _write_run_files(run_dir, cfg, ctx, archive, summary, winner, log)
+    if not writer:
+        return summary
+    with progress.phase("write", unit=None):
+        with contextlib.closing(ocp.StandardCheckpointer(**checkpoints.single_writer())) as ckpt:
+            ckpt.save((run_dir / "best_model").absolute(), params, force=True)
+            ckpt.wait_until_finished()
+        _write_run_files(run_dir, cfg, ctx, archive, summary, winner, log)
     return summary
 
 
@@ -147,14 +183,22 @@ def _summary(cfg, ctx, archive, retrained, t_search: float) -> dict:
     ndcg = f"ndcg@{cfg.train.metric_k}"
     test_key = ndcg if ndcg in winner["test"] else fitness_name
     if baselines:
+        w = winner["test"][test_key]["mean"]
+
+        def gain(r):
+            base = r["test"][test_key]["mean"]
+            return w / base - 1 if base > 0 else None
+
         best = max(baselines, key=lambda r: r["test"][test_key]["mean"])
-        base = best["test"][test_key]["mean"]
-        gain = winner["test"][test_key]["mean"] / base - 1 if base > 0 else None
         summary["vs_best_baseline"] = {
             "baseline": best["label"],
             "metric": test_key,
-            "relative_gain": gain,
+            "relative_gain": gain(best),
         }
+        summary["vs_baselines"] = [
+            {"baseline": r["label"], "metric": test_key, "relative_gain": gain(r)}
+            for r in baselines
+        ]
     return summary
 
 
@@ -180,23 +224,27 @@ def compare_strategies(
     out: pathlib.Path,
     log: Log = experiment.stderr_log,
     overwrite: bool = False,
+    progress: Progress | bool | None = None,
 ) -> dict:
     """Strategies at an equal budget: each searches with the config's population x generations
     (its run under out/NAME, absent or empty unless `overwrite`), then every winner and the
     config's baselines are retrained together over `seeds` seeds with the final budget and tested
-    once.
+    once. `progress`: as `run`'s (one "search" phase per strategy, summed in the last line).
 
     Returns {"searched": {strategy: best valid, describe, trained, evaluated}, "rows": [...]}.
     """
     for name in strategies:
         search = dataclasses.replace(cfg.search, strategy=name)
         config_lib.check_strategy(search, cfg.space)
-    ctx = experiment.prepare(cfg, log)
+    progress = progress_lib.as_progress(progress)
+    ctx = experiment.prepare(cfg, log, progress)
     searched, winners = {}, []
     for name in strategies:
         c = dataclasses.replace(cfg, search=dataclasses.replace(cfg.search, strategy=name))
         with rundir.claim(out / name, resume=False, overwrite=overwrite) as claim:
-            archive = loop.search(dataclasses.replace(ctx, cfg=c), claim.path, log=log)
+            archive = loop.search(
+                dataclasses.replace(ctx, cfg=c), claim.path, log=log, progress=progress
+            )
         top = loop.top_archs(archive, 1)
         if not top:
             raise SearchError(f"{name}: every candidate failed: {loop.failure_summary(archive)}")
@@ -217,5 +265,7 @@ def compare_strategies(
         seed=cfg.search.seed,
         chunk_size=cfg.search.chunk_size,
         log=log,
+        progress=progress,
     ).rows
+    progress.write(progress.summary())
     return {"searched": searched, "rows": rows}

@@ -1,7 +1,7 @@
 """The supernet: one forward for every architecture of the space, driven by `Arch` arrays.
 
-Scoring is `ŷ_ui = h_u · h_i` on the combined layer outputs; the loss is BPR
-(`-log σ(ŷ_ui − ŷ_uj)`) plus LightGCN's L2 term on the batch's input embeddings.
+Scoring is `ŷ_ui = h_u · h_i` on the combined layer outputs (for the concat combination, the
+layers side by side, as NGCF scores them). The training objective is `jgnas.objective`.
 
 Two execution modes, one semantics (a static argument):
 - "switch": for a lone member (chunk_size = 1). `lax.switch`/`cond` on scalar genes really skip the
@@ -23,7 +23,7 @@ from flax import struct
 
 from jgnas.graph import Graph
 from jgnas.ops import OPS, OpContext, init_layer_params, spmm
-from jgnas.space import ACTIVATIONS, COMBINES, Arch, Space
+from jgnas.space import ACTIVATIONS, COMBINES, Arch, Space, feature_bits
 
 ACTIVATION_FNS: tuple[Callable[[jax.Array], jax.Array], ...] = (
     lambda x: x,
@@ -38,10 +38,27 @@ assert len(ACTIVATION_FNS) == len(ACTIVATIONS)
 
 @struct.dataclass
 class Inputs:
-    """What every candidate shares: the graph and the (frozen) text vectors of the nodes."""
+    """What every candidate shares: the graph, the (frozen) text vectors of the nodes and their
+    side features (`jgnas.side`: value ids into the side table and mean-pooling weights)."""
 
     graph: Graph
     text: jax.Array  # [N, D_text] float32; a zero [N, 1] when there are no text features
+    side_ids: jax.Array | None = None  # [N, F] int32 (0 = padding); None without side features
+    side_w: jax.Array | None = None  # [N, F] float32 (0 for padding)
+    side_values: int = struct.field(pytree_node=False, default=1)  # rows of the side table
+
+
+@struct.dataclass
+class Forward:
+    """What `propagate` returns: `out` [N, W] the scored representations (W = (L+1) d for the
+    concat combination's width, the first d columns otherwise), `h0` [N, d] the input embeddings,
+    and the two views of the contrastive term, `mean` (the mean of the active layers) and `first`
+    (the first layer's output, h0 at depth 0) [N, d]."""
+
+    out: jax.Array
+    h0: jax.Array
+    mean: jax.Array
+    first: jax.Array
 
 
 def choose(mode: str, index, branches: Sequence[Callable], *operands):
@@ -61,21 +78,28 @@ def choose(mode: str, index, branches: Sequence[Callable], *operands):
 
 def _static(x):
     """A Python int for a concrete numpy/int gene (static arch), else the array as is."""
-    if isinstance(x, jax.core.Tracer) or isinstance(x, jax.Array):
+    if isinstance(x, jax.Array):  # tracers are jax.Arrays too
         return x
     return int(x)
 
 
-def init_params(key: jax.Array, space: Space, n_node: int, text_dim: int) -> dict:
+def init_params(
+    key: jax.Array, space: Space, n_users: int, n_node: int, text_dim: int, side_values: int = 1
+) -> dict:
     """Parameters of one member, fixed shapes for the whole space (d = max(space.dims)).
 
-    emb: ID embeddings N(0, 0.1) [N, d]; text_proj: [D_text, d]; layers: the transform `w` and the
-    union of the ops' own weights, stacked over max_layers; alpha: learned layer weights;
-    w_cat: the concat combination's projection [(L+1) d, d].
+    emb: ID embeddings [N, d], Xavier-normal per table (users and items each N(0, 2 / (rows + d)),
+    as RecBole initialises `nn.Embedding`); text_proj: [D_text, d]; side: the side-value table
+    [side_values, d] (row 0, the padding, is never read with a weight); layers: the transform `w`
+    and the union of the ops' own weights, stacked over max_layers; alpha: learned layer weights.
     """
     d, L = space.d_max, space.max_layers
-    k_emb, k_text, k_layers, k_cat = jax.random.split(key, 4)
+    k_user, k_item, k_text, k_side, k_layers = jax.random.split(key, 5)
     glorot = jax.nn.initializers.glorot_uniform()
+    n_items = n_node - n_users
+
+    def xavier_normal(k, rows):
+        return jnp.sqrt(2.0 / (rows + d)) * jax.random.normal(k, (rows, d), jnp.float32)
 
     def layer(k):
         k_w, k_ops = jax.random.split(k)
@@ -83,12 +107,15 @@ def init_params(key: jax.Array, space: Space, n_node: int, text_dim: int) -> dic
 
     layers = jax.vmap(layer)(jax.random.split(k_layers, max(L, 1)))
     return {
-        "emb": 0.1 * jax.random.normal(k_emb, (n_node, d), jnp.float32),
+        "emb": jnp.concatenate([xavier_normal(k_user, n_users), xavier_normal(k_item, n_items)]),
         "text_proj": glorot(k_text, (text_dim, d), jnp.float32),
+        "side": xavier_normal(k_side, max(side_values, 1)),
         "layers": layers,
         "alpha": jnp.zeros((L + 1,), jnp.float32),
-        "w_cat": glorot(k_cat, ((L + 1) * d, d), jnp.float32),
     }
+
+
+NOISE_EPS = 0.1  # the SimGCL perturbation radius (Yu et al. 2022), used when arch.ssl > 0
 
 
 def propagate(
@@ -100,7 +127,7 @@ def propagate(
     space: Space,
     mode: str = "switch",
     spmm_fn: Callable = spmm,
-) -> tuple[jax.Array, jax.Array]:
+) -> Forward:
     """Runs the architecture on the shared graph.
 
     (Longer than 80 lines: the layer body, the scanned layers and the combinations are closures
@@ -109,29 +136,27 @@ def propagate(
     Args:
       params: one member's parameters (`init_params`).
       arch: one member's Arch (arrays, or Python ints for a static arch).
-      inputs: the shared graph and text vectors.
-      key: dropout key, or None for evaluation (no dropout).
+      inputs: the shared graph, text vectors and side features.
+      key: the training forward's key (dropout, and the SimGCL noise when arch.ssl > 0), or None
+        for evaluation (neither).
       space: the search space (static).
       mode: "switch" or "select" (see the module docstring).
       spmm_fn: the sparse product (the fast kernel, or `segment_spmm` for the jraph baseline).
 
     Returns:
-      (h, h0): the combined node representations [N, d] and the input embeddings [N, d].
+      A `Forward`: the scored representations, the input embeddings and the contrastive views.
     """
     d, L = space.d_max, space.max_layers
     mask = (jnp.arange(d) < arch.dim).astype(jnp.float32)
-    id_in = params["emb"]
-    text_in = inputs.text @ params["text_proj"]
-    # Cheap choices are selected, not switched: a conditional costs more than a few elementwise ops.
-    cheap = "select" if mode == "switch" else mode
-    h0 = choose(
-        cheap, _static(arch.features), [lambda: id_in, lambda: text_in, lambda: id_in + text_in]
-    )
-    h0 = h0 * mask
+    h0 = input_embeddings(params, arch, inputs, space)
     op_fns = [OPS[name].fn for name in space.ops]
     keep = 1.0 - arch.dropout
+    cheap = "select" if mode == "switch" else mode
+    # XSimGCL's perturbation: every layer's output moves by eps in a random direction of its own
+    # orthant, in the training forward of a member with a contrastive term only.
+    eps = jnp.where(arch.ssl > 0, NOISE_EPS, 0.0) if key is not None else None
 
-    def layer(l, h, p, op, transform, act, residual):
+    def layer(l, h, p, op, transform, act, residual, norm):
         x = h
         if key is not None:
 
@@ -149,12 +174,19 @@ def propagate(
         ctx = OpContext(inputs.graph, p["w"], transform > 0, mask, spmm_fn)
         branches = [lambda x, p, f=f: f(ctx, x, p) for f in op_fns]
         out = choose(mode, _static(op), branches, x, p)
-        out = choose(cheap, _static(act), ACTIVATION_FNS, out)
+        out = choose(cheap, _static(act), ACTIVATION_FNS, out) * mask  # the norm sees d dims
+        unit = out * jax.lax.rsqrt(jnp.maximum(jnp.sum(out * out, -1, keepdims=True), 1e-24))
+        out = jnp.where(norm > 0, unit, out)
         out = jnp.where(residual > 0, out + h, out)
-        return out * mask
+        out = out * mask
+        if eps is not None:
+            noise = jax.random.uniform(jax.random.fold_in(key, 1000 + l), out.shape) * mask
+            noise = noise * jax.lax.rsqrt(jnp.maximum(jnp.sum(noise**2, -1, keepdims=True), 1e-24))
+            out = out + eps * jnp.sign(out) * noise
+        return out
 
     depth = _static(arch.depth)
-    genes = (arch.op, arch.transform, arch.act, arch.residual)
+    genes = (arch.op, arch.transform, arch.act, arch.residual, arch.norm)
     if isinstance(depth, int):  # a static arch: plain Python, only the active layers exist
         hs = [h0]
         for l in range(L):
@@ -180,75 +212,44 @@ def propagate(
 
     active = jnp.arange(L + 1) <= arch.depth  # layers 0..depth take part
     depth_f = jnp.asarray(arch.depth, jnp.float32)
+    n = h0.shape[0]
 
     def weighted(w):
-        return jnp.tensordot(w, stacked, axes=1)
+        one = jnp.tensordot(w, stacked, axes=1)
+        return jnp.pad(one, ((0, 0), (0, L * d))) if L else one
 
+    mean = jnp.tensordot(active / (depth_f + 1.0), stacked, axes=1)
     combos = [
         lambda: weighted(jnp.arange(L + 1) == arch.depth),  # last
         lambda: weighted(active / (depth_f + 1.0)),  # mean
         lambda: weighted(active.astype(jnp.float32)),  # sum
-        lambda: (  # concat, projected back to d
-            (stacked * active[:, None, None]).transpose(1, 0, 2).reshape(h0.shape[0], -1)
-            @ params["w_cat"]
-        ),
+        # concat: the active layers side by side, [h0 | h1 | ... | 0], scored as NGCF scores them
+        lambda: (stacked * active[:, None, None]).transpose(1, 0, 2).reshape(n, -1),
         lambda: weighted(jax.nn.softmax(jnp.where(active, params["alpha"], -jnp.inf))),  # learned
     ]
     assert len(combos) == len(COMBINES)
     out = choose(mode, _static(arch.combine), combos)
-    return out * mask, h0
+    return Forward(out=out, h0=h0, mean=mean, first=stacked[min(1, L)])
 
 
-LOSSES = ("bpr", "softmax")
-
-
-def bpr_loss(
-    params: dict,
-    arch: Arch,
-    inputs: Inputs,
-    batch: tuple[jax.Array, jax.Array, jax.Array],
-    key: jax.Array | None,
-    *,
-    space: Space,
-    mode: str = "switch",
-    spmm_fn: Callable = spmm,
-    loss: str = "bpr",
-    temperature: float = 1.0,
-) -> jax.Array:
-    """The training loss of a batch (users, positive items, negative items; item ids from 0).
-
-    One negative per positive (neg [B]), BPR: mean(-log σ(ŷ_ui − ŷ_uj)). K negatives (neg [B, K]):
-    "bpr" averages that over the K pairs; "softmax" is the sampled softmax (InfoNCE) over the
-    positive and its K negatives at `temperature` τ: mean(-log softmax([ŷ_ui, ŷ_uj...] / τ)[0]).
-    Plus `arch.l2 · ½ (‖e_u‖² + ‖e_i‖² + ‖e_j‖²) / B` on the input embeddings of the user, the
-    positive and the first negative, as in LightGCN.
-    """
-    h, h0 = propagate(params, arch, inputs, key, space=space, mode=mode, spmm_fn=spmm_fn)
-    n_users = inputs.graph.n_users
-    u, i, j = batch
-    j0 = j if j.ndim == 1 else j[:, 0]
-    hu, hi = h[u], h[i + n_users]
-    if j.ndim == 1 and loss == "bpr":  # the classic triple, kept verbatim
-        main = -jnp.mean(jax.nn.log_sigmoid(jnp.sum(hu * (hi - h[j + n_users]), axis=-1)))
-    else:
-        neg = j[:, None] if j.ndim == 1 else j
-        s_pos = jnp.sum(hu * hi, axis=-1)  # [B]
-        s_neg = jnp.einsum("bd,bkd->bk", hu, h[neg + n_users])  # [B, K]
-        if loss == "bpr":
-            main = -jnp.mean(jax.nn.log_sigmoid(s_pos[:, None] - s_neg))
-        else:
-            logits = jnp.concatenate([s_pos[:, None], s_neg], axis=1) / temperature
-            main = -jnp.mean(jax.nn.log_softmax(logits, axis=1)[:, 0])
-    reg = (
-        0.5
-        * (jnp.sum(h0[u] ** 2) + jnp.sum(h0[i + n_users] ** 2) + jnp.sum(h0[j0 + n_users] ** 2))
-        / u.shape[0]
-    )
-    return main + arch.l2 * reg
+def input_embeddings(params: dict, arch: Arch, inputs: Inputs, space: Space) -> jax.Array:
+    """h0 [N, d]: the sum of the arch's inputs (id rows, projected text, pooled side values),
+    masked to its dimension. Only the inputs the space has are computed."""
+    mask = (jnp.arange(space.d_max) < arch.dim).astype(jnp.float32)
+    use_id, use_text, use_side = feature_bits(arch.features)
+    h0 = jnp.where(use_id, params["emb"], 0.0)
+    if space.text:
+        text = inputs.text @ params["text_proj"]
+        h0 = h0 + jnp.where(use_text, text, 0.0)
+    if space.side:
+        side = jnp.einsum("nf,nfd->nd", inputs.side_w, params["side"][inputs.side_ids])
+        h0 = h0 + jnp.where(use_side, side, 0.0)
+    return h0 * mask
 
 
 def embeddings(params, arch, inputs, *, space, mode="switch", spmm_fn=spmm):
-    """Final (user [U, d], item [I, d]) representations for scoring, without dropout."""
-    h, _ = propagate(params, arch, inputs, None, space=space, mode=mode, spmm_fn=spmm_fn)
+    """Final (user [U, W], item [I, W]) representations for scoring, without dropout or noise
+    (W = (max_layers + 1) d, see `Forward`)."""
+    h = propagate(params, arch, inputs, None, space=space, mode=mode, spmm_fn=spmm_fn).out
     n_users = inputs.graph.n_users
     return h[:n_users], h[n_users:]

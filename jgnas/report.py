@@ -88,6 +88,18 @@ def summary_markdown(summary: dict, ks: Sequence[int], seeds: int) -> str:
     if changed:
         lines += ["", "Presets changed to fit the space (all else as published):", ""]
         lines += [f"- {label}: {c}" for label, c in changed]
+    tuned = [r for r in summary["rows"] if "tuned" in r]
+    if tuned:
+        g = tuned[0]["tuned"]["grid"]
+        lrs = sorted({p["lr"] for p in g})
+        l2s = sorted({p["l2"] for p in g})
+        lines += [
+            "",
+            f"Every row was tuned the same way: lr in {[f'{v:g}' for v in lrs]} x L2 in "
+            f"{[f'{v:g}' for v in l2s]}, the point with the best mean validation {fit} kept:",
+            "",
+        ]
+        lines += [f"- {r['label']}: lr {r['tuned']['lr']:g}, L2 {r['tuned']['l2']:g}" for r in tuned]
     if "vs_best_baseline" in summary:
         b = summary["vs_best_baseline"]
         gain = b["relative_gain"]
@@ -95,6 +107,12 @@ def summary_markdown(summary: dict, ks: Sequence[int], seeds: int) -> str:
             "",
             f"Winner vs best baseline ({b['baseline']}) on test {b['metric']}: "
             + (f"{gain:+.1%}." if gain is not None else "n/a (the baseline scores 0)."),
+        ]
+        others = [v for v in summary.get("vs_baselines", []) if v["baseline"] != b["baseline"]]
+        lines += [
+            f"Winner vs {v['baseline']}: "
+            + (f"{v['relative_gain']:+.1%}." if v["relative_gain"] is not None else "n/a.")
+            for v in others
         ]
     if summary.get("pareto_front"):
         lines += ["", "Pareto front (fitness vs cost):", ""]

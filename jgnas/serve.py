@@ -13,6 +13,7 @@ import orbax.checkpoint as ocp
 from jgnas import config as config_lib
 from jgnas import data as data_lib
 from jgnas import model as model_lib
+from jgnas.train import init_member
 
 
 @dataclasses.dataclass
@@ -60,10 +61,7 @@ def load(run_dir: str | pathlib.Path) -> Recommender:
     cfg = config_lib.load(run_dir / "config.yaml")
     ctx = experiment.prepare(cfg, log=experiment.quiet)
     arch = ctx.space.from_json((run_dir / "best_arch.json").read_text(), where="best_arch.json")
-    graph = ctx.data.inputs.graph
-    template = model_lib.init_params(
-        jax.random.key(0), ctx.space, graph.n_node, int(ctx.data.inputs.text.shape[1])
-    )
+    template = init_member(jax.random.key(0), ctx.space, ctx.data.inputs)
     abstract = jax.tree.map(lambda x: np.zeros(x.shape, x.dtype), template)
     params = ocp.StandardCheckpointer().restore((run_dir / "best_model").absolute(), abstract)
     arch_j = jax.tree.map(jnp.asarray, arch)

@@ -5,13 +5,26 @@ Every gene is discrete; gene g with `size` choices decodes as `min(floor(x * siz
 `encode` maps a choice k back to its bin centre (k + 0.5) / size. The genes, in order:
 
     depth                          0..max_layers (0 = matrix factorisation)
-    per layer l < max_layers:      op, transform (identity | linear), activation, residual (no | yes)
-    combine                        last | mean | sum | concat (projected back to d) | learned softmax
+    per layer l < max_layers:      op, transform (identity | linear), activation, residual (no | yes),
+                                   norm (none | l2: each node's output scaled to unit length)
+    combine                        last | mean | sum | concat (the layers side by side, as NGCF
+                                   scores them) | learned softmax
     dim                            an embedding dimension from `dims` (a mask inside max(dims))
     dropout                        a rate from `dropouts` (on each layer's input)
     lr                             a learning rate from the log grid `lrs`
     l2                             an L2 coefficient from the log grid `l2s`
-    features                       id | text | id+text (inert, decoded as id, until text exists)
+    features                       the node inputs among those the space has: id, text (frozen
+                                   pretrained text vectors) and side (embedded categorical
+                                   attributes), alone or summed (`feature_choices`)
+    loss                           bpr | softmax (sampled softmax / InfoNCE), from `losses`
+    negatives                      negatives per positive, from `negatives`
+    temperature                    the softmax temperature, from `temperatures` (inert for bpr)
+    sampler                        uniform | popularity (∝ degree^0.75), from `samplers`
+    ssl                            the weight of the SimGCL-style contrastive term, from
+                                   `ssl_weights` (0 = off)
+
+The objective genes make the training objective part of the searched model (issue 9): a preset
+keeps its published objective (BPR, one uniform negative, no contrastive term).
 
 An `Arch` is a pytree of int/float arrays, with a leading population axis when batched; names never
 enter jit (ops are indices into `Space.ops`, frozen when the space is built).
@@ -34,7 +47,18 @@ from jgnas.presets import PRESETS
 ACTIVATIONS = ("identity", "relu", "leaky_relu", "tanh", "elu", "sigmoid")
 TRANSFORMS = ("identity", "linear")
 COMBINES = ("last", "mean", "sum", "concat", "learned")
-FEATURES = ("id", "text", "id+text")
+NORMS = ("none", "l2")
+#: Node inputs: FEATURES[i] uses the inputs of bit mask i + 1 (id = 1, text = 2, side = 4).
+FEATURES = ("id", "text", "id+text", "side", "id+side", "text+side", "id+text+side")
+LOSSES = ("bpr", "softmax")
+SAMPLERS = ("uniform", "popularity")
+LAYER_GENES = ("op", "transform", "act", "residual", "norm")
+
+
+def feature_bits(features) -> tuple:
+    """(id, text, side) as booleans (numpy or traced) of a FEATURES index."""
+    b = features + 1
+    return (b & 1) > 0, (b & 2) > 0, (b & 4) > 0
 
 
 @struct.dataclass
@@ -46,12 +70,18 @@ class Arch:
     transform: Any  # int32 [L]
     act: Any  # int32 [L]
     residual: Any  # int32 [L]
+    norm: Any  # int32 [L]
     combine: Any  # int32 []
     dim: Any  # int32 [], the embedding dimension itself
     dropout: Any  # float32 []
     lr: Any  # float32 []
     l2: Any  # float32 []
-    features: Any  # int32 []
+    features: Any  # int32 [], index into FEATURES
+    loss: Any  # int32 [], index into LOSSES
+    negatives: Any  # int32 []
+    temperature: Any  # float32 []
+    sampler: Any  # int32 [], index into SAMPLERS
+    ssl: Any  # float32 []
 
     @property
     def size(self) -> int:
@@ -61,7 +91,9 @@ class Arch:
 
 @dataclasses.dataclass(frozen=True)
 class Space:
-    """A search space; the defaults are the default experiment's (ml-100k on a CPU).
+    """A search space; the defaults are the default experiment's (ml-100k on a CPU): the
+    architecture, the features the experiment builds (`text`, `side`, set from its `text` and
+    `side` sections) and the training objective, with one screening lr and L2.
 
     The op order is frozen when the space is built. The default is the pinned tuple `FAST_OPS` (the
     built-ins on the fast sparse kernel), never the registry's order, so registering an op (a
@@ -71,10 +103,18 @@ class Space:
     ops: tuple[str, ...] = FAST_OPS
     max_layers: int = 3
     dims: tuple[int, ...] = (16, 32, 64)
-    dropouts: tuple[float, ...] = (0.0, 0.1, 0.2)
-    lrs: tuple[float, ...] = (3e-4, 1e-3, 3e-3, 1e-2)
-    l2s: tuple[float, ...] = (0.0, 1e-5, 1e-4, 1e-3)
+    dropouts: tuple[float, ...] = (0.0, 0.1)
+    # Screening decoupled from tuning: one lr and one L2 while the search ranks architectures;
+    # the finalists and the baselines are then tuned over the same grid (`final.lrs`, `final.l2s`).
+    lrs: tuple[float, ...] = (1e-2,)
+    l2s: tuple[float, ...] = (1e-4,)
     text: bool = False
+    side: bool = False
+    losses: tuple[str, ...] = ("bpr", "softmax")
+    negatives: tuple[int, ...] = (1, 4, 16)
+    temperatures: tuple[float, ...] = (0.1, 0.2, 0.5)
+    samplers: tuple[str, ...] = ("uniform", "popularity")
+    ssl_weights: tuple[float, ...] = (0.0, 0.05, 0.2)
 
     def __post_init__(self):
         unknown = [o for o in self.ops if o not in OPS]
@@ -95,6 +135,21 @@ class Space:
             raise ValueError(f"space.lrs: learning rates must be finite and > 0, got {self.lrs}")
         if any(not (_finite32(r) and r >= 0) for r in self.l2s):
             raise ValueError(f"space.l2s: L2 coefficients must be finite and >= 0, got {self.l2s}")
+        for name, options in (("losses", LOSSES), ("samplers", SAMPLERS)):
+            values = getattr(self, name)
+            bad = [v for v in values if v not in options]
+            if not values or bad:
+                raise ValueError(f"space.{name}: {list(values)} must be a non-empty subset of "
+                                 f"{list(options)}")  # fmt: skip
+        for name in ("negatives", "temperatures", "ssl_weights"):
+            if not getattr(self, name):
+                raise ValueError(f"space.{name}: at least one value is needed")
+        if any(isinstance(k, bool) or int(k) != k or k < 1 for k in self.negatives):
+            raise ValueError(f"space.negatives: integers >= 1, got {list(self.negatives)}")
+        if any(not (_finite32(t) and t > 0) for t in self.temperatures):
+            raise ValueError(f"space.temperatures: must be finite and > 0, got {self.temperatures}")
+        if any(not (_finite32(w) and w >= 0) for w in self.ssl_weights):
+            raise ValueError(f"space.ssl_weights: must be finite and >= 0, got {self.ssl_weights}")
 
     # ---- genes ---------------------------------------------------------------------------------
     @property
@@ -102,25 +157,42 @@ class Space:
         return max(self.dims)
 
     @property
+    def feature_choices(self) -> tuple[int, ...]:
+        """The FEATURES indices this space can build: id always, text and side when present."""
+        have = (True, self.text, self.side)
+        return tuple(i for i in range(len(FEATURES)) if all(h or not b for h, b in zip(have, _bits(i))))
+
+    def _rest(self) -> tuple[tuple[str, tuple, type], ...]:
+        """(name, values, dtype) of the genes after the layers: `values[k]` is what the Arch field
+        holds for choice k (an index into COMBINES / FEATURES / LOSSES / SAMPLERS, or a number)."""
+        return (
+            ("combine", tuple(range(len(COMBINES))), np.int32),
+            ("dim", tuple(self.dims), np.int32),
+            ("dropout", tuple(self.dropouts), np.float32),
+            ("lr", tuple(self.lrs), np.float32),
+            ("l2", tuple(self.l2s), np.float32),
+            ("features", self.feature_choices, np.int32),
+            ("loss", tuple(LOSSES.index(x) for x in self.losses), np.int32),
+            ("negatives", tuple(int(k) for k in self.negatives), np.int32),
+            ("temperature", tuple(self.temperatures), np.float32),
+            ("sampler", tuple(SAMPLERS.index(x) for x in self.samplers), np.int32),
+            ("ssl", tuple(self.ssl_weights), np.float32),
+        )
+
+    @property
+    def max_negatives(self) -> int:
+        """Negatives drawn per positive for every member (static shape); each uses its first k."""
+        return int(max(self.negatives))
+
+    @property
     def gene_names(self) -> tuple[str, ...]:
-        layer = []
-        for l in range(self.max_layers):
-            layer += [f"op{l}", f"transform{l}", f"act{l}", f"residual{l}"]
-        return ("depth", *layer, "combine", "dim", "dropout", "lr", "l2", "features")
+        layer = [f"{g}{l}" for l in range(self.max_layers) for g in LAYER_GENES]
+        return ("depth", *layer, *(name for name, _, _ in self._rest()))
 
     @property
     def gene_sizes(self) -> tuple[int, ...]:
-        layer = [len(self.ops), len(TRANSFORMS), len(ACTIVATIONS), 2] * self.max_layers
-        return (
-            self.max_layers + 1,
-            *layer,
-            len(COMBINES),
-            len(self.dims),
-            len(self.dropouts),
-            len(self.lrs),
-            len(self.l2s),
-            len(FEATURES),
-        )
+        layer = [len(self.ops), len(TRANSFORMS), len(ACTIVATIONS), 2, len(NORMS)] * self.max_layers
+        return (self.max_layers + 1, *layer, *(len(v) for _, v, _ in self._rest()))
 
     @property
     def n_genes(self) -> int:
@@ -140,56 +212,46 @@ class Space:
         return jax.tree.map(lambda a: a[0], arch) if single else arch
 
     def _from_indices(self, idx: np.ndarray) -> Arch:
-        L = self.max_layers
-        layer = idx[:, 1 : 1 + 4 * L].reshape(-1, L, 4)
-        rest = idx[:, 1 + 4 * L :]
-        features = rest[:, 5] if self.text else np.zeros_like(rest[:, 5])
-        return Arch(
-            depth=idx[:, 0],
-            op=layer[..., 0],
-            transform=layer[..., 1],
-            act=layer[..., 2],
-            residual=layer[..., 3],
-            combine=rest[:, 0],
-            dim=np.asarray(self.dims, np.int32)[rest[:, 1]],
-            dropout=np.asarray(self.dropouts, np.float32)[rest[:, 2]],
-            lr=np.asarray(self.lrs, np.float32)[rest[:, 3]],
-            l2=np.asarray(self.l2s, np.float32)[rest[:, 4]],
-            features=features.astype(np.int32),
-        )
+        L, n = self.max_layers, len(LAYER_GENES)
+        layer = idx[:, 1 : 1 + n * L].reshape(-1, L, n)
+        rest = idx[:, 1 + n * L :]
+        fields = {
+            name: np.asarray(values, dtype)[rest[:, i]]
+            for i, (name, values, dtype) in enumerate(self._rest())
+        }
+        genes = {g: layer[..., i] for i, g in enumerate(LAYER_GENES)}
+        return Arch(depth=idx[:, 0], **genes, **fields)
 
     def indices(self, arch: Arch) -> np.ndarray:
         """Arch -> gene indices [P, G] (int). Values must lie on the space's grids: an arch off
         them (a preset with its published lr, a hand-written arch file) trains, but has no genome
         and no canonical key."""
         a = jax.tree.map(np.asarray, _batched(arch))
-        L = self.max_layers
         P = a.depth.shape[0]
 
-        def lookup(values, grid, name):
-            grid = np.asarray(grid, np.float32)
-            hit = np.isclose(np.asarray(values, np.float32)[:, None], grid[None], rtol=1e-5, atol=0)
+        def lookup(values, grid, name, dtype):
+            if dtype is np.int32:
+                hit = np.asarray(values)[:, None] == np.asarray(grid)[None]
+            else:
+                grid = np.asarray(grid, np.float32)
+                v = np.asarray(values, np.float32)[:, None]
+                hit = np.isclose(v, grid[None], rtol=1e-5, atol=0)
             if not hit.any(axis=1).all():
                 bad = np.asarray(values)[~hit.any(axis=1)][0]
-                shown = tuple(_short(g) for g in grid)
+                shown = tuple(_name(name, g) for g in grid)
                 raise ValueError(
-                    f"{name}={_short(bad):g} is not in the space's {name} grid {shown}: an arch "
+                    f"{name}={_name(name, bad)} is not in the space's {name} grid {shown}: an arch "
                     "off the grids trains, but is no point of the search (no genome, no key)"
                 )
             return hit.argmax(axis=1)
 
-        layer = np.stack([a.op, a.transform, a.act, a.residual], axis=-1).reshape(P, 4 * L)
-        rest = np.stack(
-            [
-                a.combine,
-                lookup(a.dim, self.dims, "dim"),
-                lookup(a.dropout, self.dropouts, "dropout"),
-                lookup(a.lr, self.lrs, "lr"),
-                lookup(a.l2, self.l2s, "l2"),
-                a.features,
-            ],
-            axis=-1,
+        layer = np.stack([getattr(a, g) for g in LAYER_GENES], axis=-1).reshape(P, -1)
+        values = {n: np.asarray(getattr(a, n)) for n, _, _ in self._rest()}
+        # BPR ignores the temperature: any value is the grid's first (a preset's 1.0 included).
+        values["temperature"] = np.where(
+            values["loss"] == 0, self.temperatures[0], values["temperature"]
         )
+        rest = np.stack([lookup(values[n], v, n, t) for n, v, t in self._rest()], axis=-1)
         return np.concatenate([a.depth[:, None], layer, rest], axis=1).astype(np.int32)
 
     def encode(self, arch: Arch) -> np.ndarray:
@@ -200,23 +262,25 @@ class Space:
 
     def canonical(self, arch: Arch) -> Arch:
         """Zeroes the genes that have no effect (inactive layers, combine and dropout at depth 0,
-        text genes without text), so that equal models have equal arrays (used to cache evaluations)."""
+        the temperature of BPR), so that equal models have equal arrays (used to cache
+        evaluations)."""
         idx = self.indices(arch)
-        L = self.max_layers
+        L, n = self.max_layers, len(LAYER_GENES)
         depth = idx[:, 0]
-        layer = idx[:, 1 : 1 + 4 * L].reshape(-1, L, 4)
+        layer = idx[:, 1 : 1 + n * L].reshape(-1, L, n)
         inactive = np.arange(L)[None, :] >= depth[:, None]
         layer = np.where(inactive[..., None], 0, layer)
         # Ops that ignore the transform gene (lightgcn) make it inert.
         uses_w = np.asarray([OPS[o].uses_transform for o in self.ops])
         layer[..., 1] = np.where(uses_w[layer[..., 0]], layer[..., 1], 0)
-        rest = idx[:, 1 + 4 * L :].copy()
-        rest[:, 0] = np.where(depth == 0, 0, rest[:, 0])
+        rest = idx[:, 1 + n * L :].copy()
+        col = {name: i for i, (name, _, _) in enumerate(self._rest())}
+        rest[:, col["combine"]] = np.where(depth == 0, 0, rest[:, col["combine"]])
         # Dropout acts on each layer's input only: at depth 0 it has no effect either.
-        rest[:, 2] = np.where(depth == 0, 0, rest[:, 2])
-        if not self.text:
-            rest[:, 5] = 0
-        out = np.concatenate([depth[:, None], layer.reshape(-1, 4 * L), rest], axis=1)
+        rest[:, col["dropout"]] = np.where(depth == 0, 0, rest[:, col["dropout"]])
+        is_bpr = np.asarray(self._rest()[col["loss"]][1])[rest[:, col["loss"]]] == 0
+        rest[:, col["temperature"]] = np.where(is_bpr, 0, rest[:, col["temperature"]])
+        out = np.concatenate([depth[:, None], layer.reshape(-1, n * L), rest], axis=1)
         res = self._from_indices(out)
         return res if _is_batched(arch) else jax.tree.map(lambda x: x[0], res)
 
@@ -258,17 +322,16 @@ class Space:
             return False
         return True
 
-    def param_count(self, arch: Arch, n_node: int, text_dim: int) -> int:
-        """Effective parameters of one arch: embeddings at its dimension and the weights its
-        layers use (each op's count comes from its `OpSpec`), not the supernet's padding."""
+    def param_count(self, arch: Arch, n_node: int, text_dim: int, side_values: int = 0) -> int:
+        """Effective parameters of one arch: embeddings at its dimension (id rows, the text
+        projection, the side-value table) and the weights its layers use (each op's count comes
+        from its `OpSpec`), not the supernet's padding."""
         d = self.to_dict(arch)
         dim, depth = d["dim"], d["depth"]
-        n = n_node * dim if d["features"] in ("id", "id+text") else 0
-        n += text_dim * dim if d["features"] in ("text", "id+text") else 0
+        use_id, use_text, use_side = _bits(FEATURES.index(d["features"]))
+        n = n_node * dim * use_id + text_dim * dim * use_text + side_values * dim * use_side
         for layer in d["layers"]:
             n += OPS[layer["op"]].n_params(dim, layer["transform"] == "linear")
-        if depth and d["combine"] == "concat":
-            n += (depth + 1) * dim * dim
         if depth and d["combine"] == "learned":
             n += depth + 1
         return n
@@ -318,6 +381,18 @@ class Space:
 _finite32 = archio.finite32
 
 
+def _bits(i: int) -> tuple[bool, bool, bool]:
+    return tuple(bool(x) for x in feature_bits(i))
+
+
+def _name(gene: str, value) -> str:
+    """A gene value for a message: the name of a categorical choice, else the shortest number."""
+    names = {"features": FEATURES, "loss": LOSSES, "sampler": SAMPLERS, "combine": COMBINES}
+    if gene in names:
+        return repr(names[gene][int(value)])
+    return f"{_short(value):g}"
+
+
 def _sci(x: float) -> str:
     """1e-03 for the grid's values, 1.5e-03 for a value with more digits (never rounded)."""
     return np.format_float_scientific(np.float32(x), exp_digits=2, unique=True, trim="-")
@@ -340,7 +415,8 @@ def wide_space(**overrides) -> Space:
     """Every built-in op (pinned order), 4 layers, d up to 128 and the wide lr / dropout grids: the
     library's `Space()` before the default job's narrower space became the default. The bench's
     mixed population, the cold-start study and tests pin it, so registering an op or changing the
-    default job changes none of them. `overrides` replace fields (e.g. `max_layers=3`)."""
+    default job changes none of them. Its objective is the published one (BPR, `BPR_ONLY`).
+    `overrides` replace fields (e.g. `max_layers=3`)."""
     fields = dict(
         ops=BUILTIN_OPS,
         max_layers=4,
@@ -348,8 +424,15 @@ def wide_space(**overrides) -> Space:
         dropouts=(0.0, 0.1, 0.2, 0.3),
         lrs=(1e-4, 3e-4, 1e-3, 3e-3, 1e-2),
         l2s=(0.0, 1e-5, 1e-4, 1e-3),
+        **BPR_ONLY,
     )
     return Space(**{**fields, **overrides})
+
+
+#: The objective genes of a space that trains every member with the published objective.
+BPR_ONLY = dict(
+    losses=("bpr",), negatives=(1,), temperatures=(1.0,), samplers=("uniform",), ssl_weights=(0.0,)
+)
 
 
 def stack(archs: list[Arch]) -> Arch:

@@ -23,12 +23,13 @@ from flax import struct
 
 from jgnas import metrics as metrics_lib
 from jgnas import model as model_lib
+from jgnas import objective
 from jgnas.data.types import Dataset, Interactions
 from jgnas.executor import Executor, default_chunk_size
 from jgnas.graph import build as build_graph
 from jgnas.interrupt import StopFn
 from jgnas.ops import segment_spmm, spmm
-from jgnas.sampler import SamplerData, make_sampler_data, n_batches_per_epoch, sample_batch
+from jgnas.sampler import SamplerData, make_sampler_data, n_batches_per_epoch, sample_member_batch
 from jgnas.space import Arch, Space
 
 METRICS = tuple(metrics_lib.METRIC_NAMES)
@@ -48,9 +49,8 @@ class TrainConfig:
     reject_positives: BPR negatives avoid the user's training positives.
     kernel: "csr" (the fast sparse kernel) or "segment" (jraph gather + segment_sum reference).
     self_loops, edge_weight: how the shared graph is built (see `jgnas.graph.build`).
-    loss, negatives, temperature: the objective (`jgnas.model.bpr_loss`): "bpr" or "softmax"
-      (sampled softmax / InfoNCE) over `negatives` uniform negatives per positive at `temperature`.
-      One setting for every candidate and baseline of an experiment, so comparisons stay equal.
+    The objective (loss, negatives, sampler, temperature, contrastive term) is part of each
+    member's arch (`jgnas.space`, `jgnas.objective`), not of this config.
     """
 
     epochs: int = 5
@@ -65,17 +65,8 @@ class TrainConfig:
     self_loops: bool = False
     edge_weight: str = "one"
     eval_block: int = 256
-    loss: str = "bpr"
-    negatives: int = 1
-    temperature: float = 1.0
 
     def __post_init__(self):
-        if self.loss not in model_lib.LOSSES:
-            raise ValueError(f"train.loss: {self.loss!r} is not one of {list(model_lib.LOSSES)}")
-        if self.negatives < 1:
-            raise ValueError(f"train.negatives: must be >= 1, got {self.negatives}")
-        if not self.temperature > 0:
-            raise ValueError(f"train.temperature: must be > 0, got {self.temperature}")
         if self.epochs < 1:
             raise ValueError(f"train.epochs: must be >= 1, got {self.epochs}")
         if self.batch_size < 1:
@@ -136,6 +127,7 @@ def make_data(
     cfg: TrainConfig,
     text: np.ndarray | None = None,
     valid: Interactions | None = None,
+    side=None,
 ) -> TrainData:
     """Builds the shared graph, the sampler arrays and the validation eval set (host side).
 
@@ -144,6 +136,7 @@ def make_data(
       cfg: training config (graph options, eval block).
       text: optional frozen node text vectors [n_users + n_items, D_text].
       valid: held-out interactions for validation (default: dataset.valid).
+      side: optional `jgnas.side.SideFeatures` of the nodes.
     """
     graph = build_graph(
         dataset.train,
@@ -167,7 +160,27 @@ def make_data(
         valid_set = metrics_lib.make_eval_set(
             dataset.n_users, dataset.n_items, valid, [dataset.train], block_size=cfg.eval_block
         )
-    return TrainData(model_lib.Inputs(graph, text_arr), sampler, valid_set)
+    inputs = model_lib.Inputs(graph, text_arr)
+    if side is not None:
+        if side.ids.shape[0] != n:
+            raise ValueError(f"side features: expected {n} rows (users + items), got {side.ids.shape[0]}")
+        inputs = model_lib.Inputs(
+            graph,
+            text_arr,
+            jnp.asarray(side.ids, jnp.int32),
+            jnp.asarray(side.weights, jnp.float32),
+            int(side.n_values),
+        )
+    return TrainData(inputs, sampler, valid_set)
+
+
+def init_member(key: jax.Array, space: Space, inputs: model_lib.Inputs) -> dict:
+    """`model.init_params` for the shared inputs (table sizes read from them)."""
+    graph = inputs.graph
+    side_values = int(inputs.side_values) if space.side else 1
+    return model_lib.init_params(
+        key, space, graph.n_users, graph.n_node, int(inputs.text.shape[1]), side_values
+    )
 
 
 def _where(c, a, b):
@@ -187,14 +200,7 @@ def make_train(cfg: TrainConfig, space: Space, mode: str = "switch") -> Callable
     k_idx = cfg.ks.index(cfg.metric_k)
     every = cfg.eval_every or cfg.epochs
     opt = optax.scale_by_adam()
-    loss_fn = functools.partial(
-        model_lib.bpr_loss,
-        space=space,
-        mode=mode,
-        spmm_fn=spmm_fn,
-        loss=cfg.loss,
-        temperature=cfg.temperature,
-    )
+    loss_fn = functools.partial(objective.loss, space=space, mode=mode, spmm_fn=spmm_fn)
     evaluate_on = make_evaluate(cfg, space, mode)
 
     def evaluate(params, arch, data):
@@ -202,17 +208,16 @@ def make_train(cfg: TrainConfig, space: Space, mode: str = "switch") -> Callable
 
     def train(key: jax.Array, arch: Arch, data: TrainData) -> TrainResult:
         key_init, key_run = jax.random.split(key)
-        graph = data.inputs.graph
-        params = model_lib.init_params(
-            key_init, space, graph.n_node, int(data.inputs.text.shape[1])
-        )
+        params = init_member(key_init, space, data.inputs)
         opt_state = opt.init(params)
         steps = n_batches_per_epoch(data.sampler, cfg.batch_size)
 
         def step(carry, s):
             params, opt_state, failed, stopped = carry
             key_batch, key_drop = jax.random.split(jax.random.fold_in(key_run, s))
-            batch = sample_batch(key_batch, data.sampler, cfg.batch_size, cfg.negatives)
+            batch = sample_member_batch(
+                key_batch, data.sampler, cfg.batch_size, space.max_negatives, arch.sampler
+            )
             loss, grads = jax.value_and_grad(loss_fn)(params, arch, data.inputs, batch, key_drop)
             updates, new_opt_state = opt.update(grads, opt_state)
             new_params = jax.tree.map(lambda p, u: p - arch.lr * u, params, updates)

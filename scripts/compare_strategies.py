@@ -1,12 +1,12 @@
 """Strategies at an equal budget of candidate trainings, on one config (default: ml-100k).
 
     python scripts/compare_strategies.py [--config configs/ml100k.yaml] [--strategies ...]
-        [--seeds 5] [--set SECTION.KEY=VALUE ...] [--out runs/compare] [--overwrite]
+        [--seeds 5] [--set SECTION.KEY=VALUE ...] [--out runs/compare] [--overwrite] [-q]
 
 Each strategy searches with the config's population size x generations; then every strategy's
 winner (by validation fitness) and the config's baseline presets are retrained together over
 --seeds seeds with the final budget and tested once (`jgnas.job.compare_strategies`). Prints a
-markdown table and writes out/compare.json.
+markdown table and writes out/compare.json. Progress bars and timings go to stderr (-q: none).
 """
 
 import argparse
@@ -15,7 +15,8 @@ import pathlib
 import sys
 
 from jgnas import config as config_lib
-from jgnas import job, report
+from jgnas import experiment, job, report
+from jgnas.progress import Progress
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -34,11 +35,18 @@ def main(argv=None) -> int:
     p.add_argument("--set", action="append", default=[])
     p.add_argument("--out", default="runs/compare")
     p.add_argument("--overwrite", action="store_true", help="empty out/STRATEGY run dirs first")
+    p.add_argument("-q", "--quiet", action="store_true", help="no logs or progress on stderr")
     args = p.parse_args(argv)
     cfg = config_lib.load(args.config, args.set)
     out = pathlib.Path(args.out)
     compared = job.compare_strategies(
-        cfg, args.strategies, args.seeds, out, overwrite=args.overwrite
+        cfg,
+        args.strategies,
+        args.seeds,
+        out,
+        log=experiment.quiet if args.quiet else experiment.stderr_log,
+        overwrite=args.overwrite,
+        progress=Progress(enabled=not args.quiet),
     )
     print("\n".join(report.strategies_table(compared, f"{cfg.train.metric}@{cfg.train.metric_k}")))
     (out / "compare.json").write_text(json.dumps(compared, indent=2))

@@ -1,12 +1,13 @@
 """Fidelity study: rank agreement of short screening budgets with training to convergence.
 
     python scripts/fidelity.py [--config F] [--set K=V ...] [--n-archs 24] [--budgets 5,15,45]
-        [--lrs 0.01,0.003,0.001] [--max-epochs 400] [--out runs/fidelity]
+        [--lrs 0.01,0.003,0.001] [--max-epochs 400] [--out runs/fidelity] [-q]
 
 Samples --n-archs architectures of the config's space (default: the default job's) plus the
 presets, trains each at every --lrs value (default: each arch's own lr gene) to convergence with
 early stopping, and prints the Spearman/Kendall table of `jgnas.fidelity`; writes fidelity.json and
-fidelity.png to --out. Takes: about 1 hour on a 2-core CPU with the defaults and 3 lrs.
+fidelity.png to --out. Takes: about 1 hour on a 2-core CPU with the defaults and 3 lrs; a
+progress bar per phase on stderr (-q: none).
 """
 
 import argparse
@@ -16,6 +17,7 @@ import sys
 
 from jgnas import config as config_lib
 from jgnas import experiment, fidelity
+from jgnas.progress import Progress
 
 
 def main(argv=None) -> int:
@@ -33,6 +35,7 @@ def main(argv=None) -> int:
     p.add_argument("--patience", type=int, default=9)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/fidelity")
+    p.add_argument("-q", "--quiet", action="store_true", help="no logs or progress on stderr")
     args = p.parse_args(argv)
     cfg = config_lib.load(args.config, args.set)
     fcfg = fidelity.FidelityConfig(
@@ -45,7 +48,10 @@ def main(argv=None) -> int:
         patience=args.patience,
         seed=args.seed,
     )
-    result = fidelity.run(experiment.prepare(cfg), fcfg)
+    progress = Progress(enabled=not args.quiet)
+    log = experiment.quiet if args.quiet else experiment.stderr_log
+    result = fidelity.run(experiment.prepare(cfg, log, progress), fcfg, log, progress)
+    progress.write(progress.summary())
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "fidelity.json").write_text(json.dumps(result, indent=2))

@@ -1,5 +1,6 @@
 """Experiment configs: files, overrides and one-line errors."""
 
+import dataclasses
 import pathlib
 
 import pytest
@@ -34,15 +35,28 @@ def test_every_shipped_config_loads_and_says_how_to_run(path):
     assert args.cmd == "search" and pathlib.Path(args.config).resolve() == path.resolve()
 
 
-def test_default_job_is_the_one_set_of_defaults():
-    # configs/ml100k.yaml names the default job and sets nothing else: the dataclass defaults are
-    # its values, and `jgnas search` without --config runs the same config.
+def test_default_job_is_the_defaults_plus_ml100k_inputs():
+    # configs/ml100k.yaml (the default job, `python scripts/search.py`) is the dataclass defaults
+    # plus the node inputs ml-100k has (text and side features) and the text baseline; nothing
+    # else. `jgnas search` without --config runs the defaults: ID features only, since not every
+    # dataset has feature columns.
     default = config_lib.load(None)
-    assert config_lib.load(CONFIGS / "ml100k.yaml") == default
+    job = config_lib.load(CONFIGS / "ml100k.yaml")
+    assert job.text.enabled and job.side.enabled and job.space.text and job.space.side
+    assert job.final.baselines == ("lightgcn", "lightgcn+text")
+    same = dataclasses.replace(
+        job,
+        text=default.text,
+        side=default.side,
+        space=dataclasses.replace(job.space, text=False, side=False),
+        final=dataclasses.replace(job.final, baselines=default.final.baselines),
+    )
+    assert same == default
     from jgnas.ops import FAST_OPS
 
     assert default.space.ops == FAST_OPS and default.search.population_size == 32
-    assert default.final.baselines == ("lightgcn", "ngcf", "mf") and default.train.epochs == 5
+    assert default.final.baselines == ("lightgcn",) and default.train.epochs == 5
+    assert default.space.lrs == (1e-2,) and default.final.lrs == (3e-3, 1e-2)
 
 
 def test_overrides_are_typed():

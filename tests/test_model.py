@@ -1,4 +1,5 @@
-"""The supernet: LightGCN against a dense reference, the two modes, static archs, masks, BPR."""
+"""The supernet: LightGCN, NGCF-style norm + concat and side inputs against dense references, the
+two modes, static archs, masks; the objective (BPR, sampled softmax, the contrastive term)."""
 
 import functools
 
@@ -9,11 +10,13 @@ import pytest
 from engine_utils import tiny_dataset
 
 from jgnas import model as model_lib
+from jgnas import objective
 from jgnas.graph import build, dense
 from jgnas.ops import segment_spmm
 from jgnas.space import Space, take
 
 SPACE = Space(max_layers=3, dims=(16, 32, 64))
+W = (SPACE.max_layers + 1) * SPACE.d_max  # the width of the scored representations
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +32,8 @@ def inputs(dataset):
 
 @pytest.fixture(scope="module")
 def params(inputs):
-    return model_lib.init_params(jax.random.key(0), SPACE, inputs.graph.n_node, 1)
+    g = inputs.graph
+    return model_lib.init_params(jax.random.key(0), SPACE, g.n_users, g.n_node, 1)
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +43,7 @@ def batch(dataset):
     return (
         jnp.asarray(rng.integers(0, dataset.n_users, b), jnp.int32),
         jnp.asarray(rng.integers(0, dataset.n_items, b), jnp.int32),
-        jnp.asarray(rng.integers(0, dataset.n_items, b), jnp.int32),
+        jnp.asarray(rng.integers(0, dataset.n_items, (b, 1)), jnp.int32),
     )
 
 
@@ -51,7 +55,7 @@ def to_jax(arch):
 def jitted(mode, what="embeddings"):
     if what == "embeddings":
         return jax.jit(functools.partial(model_lib.embeddings, space=SPACE, mode=mode))
-    return jax.jit(functools.partial(model_lib.bpr_loss, space=SPACE, mode=mode))
+    return jax.jit(functools.partial(objective.loss, space=SPACE, mode=mode))
 
 
 def random_archs(n, seed, dim=None):
@@ -77,7 +81,7 @@ def test_lightgcn_preset_equals_dense_lightgcn(dataset, inputs, params):
     layers = [e]
     for _ in range(3):
         layers.append(a_hat @ layers[-1])
-    want = np.mean(layers, axis=0)
+    want = np.pad(np.mean(layers, axis=0), ((0, 0), (0, W - SPACE.d_max)))
     for mode in ("switch", "select"):
         users, items = jitted(mode)(params, to_jax(arch), inputs)
         np.testing.assert_allclose(users, want[:n_users], rtol=1e-5, atol=1e-6)
@@ -86,7 +90,60 @@ def test_lightgcn_preset_equals_dense_lightgcn(dataset, inputs, params):
     users, items = model_lib.embeddings(params, arch, inputs, space=SPACE)
     np.testing.assert_allclose(users, want[:n_users], rtol=1e-5, atol=1e-6)
     # The isolated item keeps only its E^(0) / 4 share.
-    np.testing.assert_allclose(items[-1], e[-1] / 4, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(items[-1, :64], e[-1] / 4, rtol=1e-5, atol=1e-7)
+
+
+def test_norm_and_concat_equal_dense_ngcf_scoring(dataset, inputs, params):
+    # 2 lightgcn layers with the l2 norm, concatenated: [h0 | n(Â h0) | n(Â n(Â h0)) | 0], where
+    # n scales each row to unit length (NGCF's layer normalisation and scoring, RecBole 1.2.1).
+    arch = SPACE.from_dict(
+        {
+            **SPACE.to_dict(SPACE.preset("lightgcn")),
+            "depth": 2,
+            "layers": [{"op": "lightgcn", "norm": "l2"}] * 2,
+            "combine": "concat",
+        }
+    )
+    n_users, n = dataset.n_users, dataset.n_users + dataset.n_items
+    a_hat = dense(inputs.graph.sym, n)
+    e = np.asarray(params["emb"], np.float64)
+
+    def unit(x):
+        return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+    h1 = unit(a_hat @ e)
+    h2 = unit(a_hat @ h1)
+    want = np.concatenate([e, h1, h2, np.zeros_like(e)], axis=1)
+    for mode in ("switch", "select"):
+        users, items = jitted(mode)(params, to_jax(arch), inputs)
+        np.testing.assert_allclose(users, want[:n_users], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(items, want[n_users:], rtol=1e-5, atol=1e-6)
+    # Rows of the normalised layers have unit length (the isolated item's stays 0).
+    norms = np.linalg.norm(np.asarray(users)[:, 64:128], axis=1)
+    np.testing.assert_allclose(norms, 1.0, rtol=1e-5)
+
+
+def test_side_input_is_the_mean_of_its_value_embeddings(dataset, inputs):
+    # features "side": h0_n = mean of the side table's rows of node n's values (padding 0 unused).
+    space = Space(max_layers=1, dims=(8,), side=True)
+    n = dataset.n_users + dataset.n_items
+    rng = np.random.default_rng(1)
+    ids = np.zeros((n, 3), np.int32)
+    count = rng.integers(0, 4, n)
+    for r in range(n):
+        ids[r, : count[r]] = np.sort(rng.choice(np.arange(1, 7), count[r], replace=False))
+    w = np.where(ids > 0, 1.0 / np.maximum(count, 1)[:, None], 0.0).astype(np.float32)
+    side_inputs = inputs.replace(side_ids=jnp.asarray(ids), side_w=jnp.asarray(w), side_values=7)
+    g = inputs.graph
+    params = model_lib.init_params(jax.random.key(3), space, g.n_users, g.n_node, 1, 7)
+    table = np.asarray(params["side"], np.float64)
+    want_side = np.stack([table[ids[r, : count[r]]].mean(0) if count[r] else np.zeros(8)
+                          for r in range(n)])  # fmt: skip
+    emb = np.asarray(params["emb"], np.float64)
+    for features, want in (("side", want_side), ("id+side", emb + want_side), ("id", emb)):
+        arch = space.from_dict({**space.to_dict(space.preset("mf")), "features": features})
+        h0 = model_lib.input_embeddings(params, to_jax(arch), side_inputs, space)
+        np.testing.assert_allclose(h0, want, rtol=1e-5, atol=1e-6, err_msg=features)
 
 
 def test_switch_select_and_static_agree(inputs, params, batch):
@@ -109,7 +166,7 @@ def test_switch_select_and_static_agree(inputs, params, batch):
         # The loss with dropout: the same bits are drawn in both modes.
         l1 = loss_switch(params, to_jax(a), inputs, batch, key)
         l2 = loss_select(params, to_jax(a), inputs, batch, key)
-        l3 = model_lib.bpr_loss(params, a, inputs, batch, key, space=SPACE)
+        l3 = objective.loss(params, a, inputs, batch, key, space=SPACE)
         np.testing.assert_allclose(l2, l1, rtol=1e-5, atol=1e-6, err_msg=desc)
         np.testing.assert_allclose(l3, l1, rtol=1e-5, atol=1e-6, err_msg=desc)
     assert len(depths) > 1
@@ -165,8 +222,7 @@ def perturb_masked(params, dim, key):
             where = np.zeros(x.shape, bool)
         layers[name] = noisy(x, next(keys), where)
     out["layers"] = layers
-    rows = np.tile(masked, SPACE.max_layers + 1)[:, None]
-    out["w_cat"] = noisy(params["w_cat"], next(keys), rows | masked[None, :])
+    out["side"] = noisy(params["side"], next(keys), masked[None, :])
     return out
 
 
@@ -180,7 +236,8 @@ def test_dim_mask(inputs, params, batch):
         desc = SPACE.describe(take(archs, p))
         for mode in ("switch", "select"):
             u, i = jitted(mode)(params, a, inputs)
-            assert not np.any(np.asarray(u)[:, 16:]) and not np.any(np.asarray(i)[:, 16:]), desc
+            slots = np.asarray(u).reshape(len(u), -1, 64), np.asarray(i).reshape(len(i), -1, 64)
+            assert not any(np.any(x[..., 16:]) for x in slots), desc
             u2, i2 = jitted(mode)(noisy_params, a, inputs)
             np.testing.assert_allclose(u2 @ i2.T, u @ i.T, rtol=1e-5, atol=1e-5, err_msg=desc)
             l1 = jitted(mode, "loss")(params, a, inputs, batch, key)
@@ -200,17 +257,17 @@ def test_bpr_loss_matches_numpy_for_mf(dim, dataset, inputs, params, batch):
     u, i, j = (np.asarray(x) for x in batch)
     n_users = dataset.n_users
     eu, ei, ej = e[u], e[n_users + i], e[n_users + j]
-    x = np.sum(eu * (ei - ej), axis=1)
+    x = np.sum(eu * (ei - ej[:, 0]), axis=1)
     bpr = np.mean(np.log1p(np.exp(-x)))
     reg = 0.5 * (np.sum(eu**2) + np.sum(ei**2) + np.sum(ej**2)) / len(u)
     want = bpr + 1e-4 * reg
     key = jax.random.key(0)
-    got = model_lib.bpr_loss(params, arch, inputs, batch, key, space=SPACE)
+    got = objective.loss(params, arch, inputs, batch, key, space=SPACE)
     np.testing.assert_allclose(float(got), want, rtol=1e-5)
     got = jitted("switch", "loss")(params, to_jax(arch), inputs, batch, key)
     np.testing.assert_allclose(float(got), want, rtol=1e-5)
     users, items = model_lib.embeddings(params, arch, inputs, space=SPACE)
-    pad = ((0, 0), (0, SPACE.d_max - dim))
+    pad = ((0, 0), (0, W - dim))
     np.testing.assert_allclose(users, np.pad(e[:n_users], pad), rtol=1e-6)
     np.testing.assert_allclose(items, np.pad(e[n_users:], pad), rtol=1e-6)
 
@@ -219,7 +276,7 @@ def test_init_params_shapes(inputs, params):
     n, d, L = inputs.graph.n_node, SPACE.d_max, SPACE.max_layers
     assert params["emb"].shape == (n, d)
     assert params["layers"]["w"].shape == (L, d, d)
-    assert params["w_cat"].shape == ((L + 1) * d, d)
+    assert params["side"].shape == (1, d)  # no side features: one (padding) row
     assert params["alpha"].shape == (L + 1,)
     # Layers get different weights (independent keys).
     assert not np.allclose(params["layers"]["w"][0], params["layers"]["w"][1])
@@ -228,20 +285,29 @@ def test_init_params_shapes(inputs, params):
 # ---- the objective ------------------------------------------------------------------------------
 
 
+OBJ = Space(max_layers=3, dims=(16, 32, 64), losses=("bpr", "softmax"), negatives=(1, 5),
+            temperatures=(0.3,), ssl_weights=(0.0, 0.1))  # fmt: skip
+
+
 @pytest.mark.parametrize("loss", ["bpr", "softmax"])
-def test_objective_with_k_negatives_matches_numpy(loss, dataset, inputs, params):
-    # MF (depth 0): h = the masked ID embeddings, so the loss has a closed form in NumPy.
-    arch = SPACE.from_dict({**SPACE.to_dict(SPACE.preset("mf")), "l2": 1e-4})
+@pytest.mark.parametrize("k", [5, 3])
+def test_objective_with_k_negatives_matches_numpy(loss, k, dataset, inputs, params):
+    # MF (depth 0): h = the masked ID embeddings, so the loss has a closed form in NumPy. The
+    # batch holds 5 negatives per positive; a member with k uses the first k.
+    arch = OBJ.from_dict({**OBJ.to_dict(OBJ.preset("mf")), "loss": loss, "negatives": k,
+                          "temperature": 0.3})  # fmt: skip
     rng = np.random.default_rng(3)
     B, K, tau = 12, 5, 0.3
     n_users = dataset.n_users
     u = rng.integers(0, n_users, B).astype(np.int32)
     i = rng.integers(0, dataset.n_items, B).astype(np.int32)
     j = rng.integers(0, dataset.n_items, (B, K)).astype(np.int32)
-    got = model_lib.bpr_loss(params, arch, inputs, (u, i, j), None, space=SPACE, loss=loss,
-                             temperature=tau)  # fmt: skip
-    e = np.asarray(params["emb"], np.float64) * (np.arange(SPACE.d_max) < int(arch.dim))
-    eu, ei, ej = e[u], e[i + n_users], e[j + n_users]
+    got = objective.loss(params, arch, inputs, (u, i, j), None, space=OBJ)
+    got_jit = jax.jit(functools.partial(objective.loss, space=OBJ))(
+        params, to_jax(arch), inputs, (u, i, j), None
+    )
+    e = np.asarray(params["emb"], np.float64) * (np.arange(OBJ.d_max) < int(arch.dim))
+    eu, ei, ej = e[u], e[i + n_users], e[j[:, :k] + n_users]
     sp, sn = (eu * ei).sum(-1), np.einsum("bd,bkd->bk", eu, ej)
     if loss == "bpr":
         main = np.mean(np.log1p(np.exp(-(sp[:, None] - sn))))
@@ -250,7 +316,84 @@ def test_objective_with_k_negatives_matches_numpy(loss, dataset, inputs, params)
         main = np.mean(np.log(np.exp(logits).sum(1)) - logits[:, 0])
     reg = 0.5 * ((eu**2).sum() + (ei**2).sum() + (ej[:, 0] ** 2).sum()) / B
     np.testing.assert_allclose(float(got), main + 1e-4 * reg, rtol=1e-5)
-    if loss == "bpr":  # one negative column in a [B, 1] batch is the classic triple
-        one = model_lib.bpr_loss(params, arch, inputs, (u, i, j[:, 0]), None, space=SPACE)
-        two = model_lib.bpr_loss(params, arch, inputs, (u, i, j[:, :1]), None, space=SPACE)
-        np.testing.assert_allclose(float(one), float(two), rtol=1e-6)
+    np.testing.assert_allclose(float(got_jit), main + 1e-4 * reg, rtol=1e-5)
+
+
+def test_info_nce_matches_numpy():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(6, 4)), rng.normal(size=(6, 4))
+    na = a / np.linalg.norm(a, axis=1, keepdims=True)
+    nb = b / np.linalg.norm(b, axis=1, keepdims=True)
+    logits = na @ nb.T / 0.2
+    want = np.mean(np.log(np.exp(logits).sum(1)) - np.diag(logits))
+    got = objective.info_nce(jnp.asarray(a, jnp.float32), jnp.asarray(b, jnp.float32))
+    np.testing.assert_allclose(float(got), want, rtol=1e-5)
+
+
+def test_contrastive_term(dataset, inputs, params, batch):
+    # ssl > 0: the training forward is perturbed and the InfoNCE of the two views is added;
+    # equal to the reference built from the same noisy forward. Evaluation (no key) has neither.
+    base = OBJ.preset("lightgcn")
+    ssl = base.replace(ssl=np.float32(0.1))
+    key = jax.random.key(4)
+    fn = functools.partial(objective.loss, space=OBJ)
+    l_base, l_ssl = fn(params, base, inputs, batch, key), fn(params, ssl, inputs, batch, key)
+    fwd = model_lib.propagate(params, ssl, inputs, key, space=OBJ)
+    u, i, j = batch
+    n_users = dataset.n_users
+    h = fwd.out
+    s_pos = jnp.sum(h[u] * h[i + n_users], -1)
+    s_neg = jnp.einsum("bd,bkd->bk", h[u], h[j + n_users])
+    main = objective.ranking_loss(ssl, s_pos, s_neg)
+    h0 = fwd.h0
+    reg = 0.5 * sum(float(jnp.sum(h0[x] ** 2)) for x in (u, i + n_users, j[:, 0] + n_users)) / len(u)
+    term = sum(objective.info_nce(fwd.mean[x], fwd.first[x]) for x in (u, i + n_users))
+    np.testing.assert_allclose(float(l_ssl), float(main + 1e-4 * reg + 0.1 * term), rtol=1e-5)
+    # The noise moved the embeddings: the perturbed forward differs from the clean one.
+    clean = model_lib.propagate(params, base, inputs, key, space=OBJ)
+    assert not np.allclose(np.asarray(clean.out), np.asarray(h))
+    assert float(l_ssl) != float(l_base)
+    # Switch, select and static agree on the term (traced genes: cond / computed-and-weighted).
+    for mode in ("switch", "select"):
+        got = jax.jit(functools.partial(objective.loss, space=OBJ, mode=mode))(
+            params, to_jax(ssl), inputs, batch, key
+        )
+        np.testing.assert_allclose(float(got), float(l_ssl), rtol=1e-5)
+    # Evaluation: no noise, so the ssl member scores as its base model.
+    e1 = model_lib.embeddings(params, ssl, inputs, space=OBJ)
+    e2 = model_lib.embeddings(params, base, inputs, space=OBJ)
+    np.testing.assert_array_equal(e1[0], e2[0])
+
+
+@pytest.mark.parametrize("loss", ["bpr", "softmax"])
+def test_objective_with_shared_negatives_matches_numpy(loss, dataset, inputs, params):
+    # sample_member_batch's form: one negative per positive, 4 shared by the batch, with the
+    # (user, shared item) pairs flagged as positives left out of that row (of the mean for BPR, of
+    # the softmax's denominator).
+    k = 5
+    arch = OBJ.from_dict({**OBJ.to_dict(OBJ.preset("mf")), "loss": loss, "negatives": k,
+                          "temperature": 0.3})  # fmt: skip
+    rng = np.random.default_rng(5)
+    B, n_users = 12, dataset.n_users
+    u = rng.integers(0, n_users, B).astype(np.int32)
+    i = rng.integers(0, dataset.n_items, B).astype(np.int32)
+    j0 = rng.integers(0, dataset.n_items, B).astype(np.int32)
+    shared = rng.integers(0, dataset.n_items, k - 1).astype(np.int32)
+    ok = rng.random((B, k - 1)) > 0.3
+    got = objective.loss(params, arch, inputs, (u, i, j0, shared, ok), None, space=OBJ)
+    e = np.asarray(params["emb"], np.float64) * (np.arange(OBJ.d_max) < int(arch.dim))
+    eu, ei = e[u], e[i + n_users]
+    sp = (eu * ei).sum(-1)
+    sn = np.concatenate([(eu * e[j0 + n_users]).sum(-1)[:, None], eu @ e[shared + n_users].T], 1)
+    used = np.concatenate([np.ones((B, 1), bool), ok], 1)
+    rows = []
+    for b in range(B):
+        s = sn[b, used[b]]
+        if loss == "bpr":
+            rows.append(np.mean(np.log1p(np.exp(-(sp[b] - s)))))
+        else:
+            logits = np.concatenate([[sp[b]], s]) / 0.3
+            rows.append(np.log(np.exp(logits).sum()) - logits[0])
+    ej0 = e[j0 + n_users]
+    reg = 0.5 * ((eu**2).sum() + (ei**2).sum() + (ej0**2).sum()) / B
+    np.testing.assert_allclose(float(got), np.mean(rows) + 1e-4 * reg, rtol=1e-5)

@@ -321,7 +321,7 @@ def test_registered_op_is_searchable_and_trainable():
         decoded = space.decode(space.encode(arch))
         assert space.to_dict(decoded)["layers"][0]["op"] == name
         full = Space(ops=(*default.ops, name))
-        full_arch = full.from_dict({**arch_d, "dim": 64, "lr": 1e-3})
+        full_arch = full.from_dict({**arch_d, "dim": 64, "lr": 1e-2})
         full_decoded = full.decode(full.encode(full_arch))
         assert full.to_dict(full_decoded)["layers"][0]["op"] == name
         assert "toy_scale" in space.describe(arch)
@@ -337,7 +337,7 @@ def test_registered_op_is_searchable_and_trainable():
         ds = tiny_dataset(seed=2)
         cfg = TrainConfig(epochs=1, batch_size=32, ks=(5,), metric_k=5)
         data = make_data(ds, cfg)
-        params = model_lib.init_params(jax.random.key(0), space, ds.n_users + ds.n_items, 1)
+        params = model_lib.init_params(jax.random.key(0), space, ds.n_users, ds.n_users + ds.n_items, 1)
         lgc = space.from_dict({**arch_d, "layers": [{**one, "op": "lightgcn"}]})
         u_toy, _ = model_lib.embeddings(params, arch, data.inputs, space=space)
         u_lgc, _ = model_lib.embeddings(params, lgc, data.inputs, space=space)

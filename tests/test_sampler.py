@@ -6,11 +6,14 @@ import pytest
 
 from jgnas.data.types import DataError, Interactions
 from jgnas.sampler import (
+    POP_POWER,
     epoch_batches,
     make_sampler_data,
     n_batches_per_epoch,
     sample_batch,
     sample_bpr,
+    sample_member_batch,
+    sample_negatives,
 )
 
 sample_jit = jax.jit(sample_bpr, static_argnames="batch_size")
@@ -169,3 +172,46 @@ def test_k_negatives_extend_the_triple_and_never_hit_positives(reject):
     assert not np.array_equal(neg[:, 1], neg[:, 2])
     one = sample_batch(key, data, 256, 1)
     np.testing.assert_array_equal(one[2], n1)
+
+
+# ---- a member's batch: the sampler gene, shared negatives ---------------------------------------
+
+
+@pytest.mark.parametrize("sampler", [0, 1])
+def test_member_batch_first_negative_exact_and_shared_mask(sampler):
+    # The per-positive negative of the uniform sampler is never a positive; the shared ones are
+    # flagged exactly where they are a positive of the row's user (brute force over adj).
+    adj, train = dense_graph(seed=3, n_users=8, n_items=12, density=0.5)
+    data = make_sampler_data(train, *adj.shape)
+    f = jax.jit(sample_member_batch, static_argnums=(2, 3))
+    for s in range(5):
+        users, pos, neg0, shared, ok = (np.asarray(x) for x in f(jax.random.key(s), data, 64, 6,
+                                                                   sampler))  # fmt: skip
+        assert neg0.shape == (64,) and shared.shape == (5,) and ok.shape == (64, 5)
+        assert adj[users, pos].all()
+        if sampler == 0:
+            assert not adj[users, neg0].any()
+        np.testing.assert_array_equal(ok, ~adj[users[:, None], shared[None, :]])
+    one = f(jax.random.key(0), data, 64, 1, sampler)
+    assert len(one) == 3 and one[2].shape == (64, 1)
+
+
+def test_popularity_sampler_follows_degree_power():
+    # Without rejection, item j is drawn with probability ∝ degree(j)^0.75.
+    rng = np.random.default_rng(0)
+    n_users, n_items = 50, 10
+    deg = np.asarray([1, 2, 4, 8, 16, 1, 3, 30, 5, 40])
+    u = np.concatenate([rng.choice(n_users, d, replace=False) for d in deg])
+    i = np.repeat(np.arange(n_items), deg)
+    data = make_sampler_data(inter(u, i), n_users, n_items, reject_positives=False)
+    users = np.zeros(20000, np.int32)
+    neg = np.asarray(sample_negatives(jax.random.key(1), data, users, 1, 1))[:, 0]
+    freq = np.bincount(neg, minlength=n_items) / neg.size
+    want = deg**POP_POWER / (deg**POP_POWER).sum()
+    np.testing.assert_allclose(freq, want, atol=0.012)
+    # With rejection, a user's positives are redrawn: far rarer than their popularity share.
+    data = make_sampler_data(inter(u, i), n_users, n_items, reject_positives=True)
+    user = int(u[i == 9][0])  # a user of the most popular item
+    neg = np.asarray(sample_negatives(jax.random.key(2), data, np.full(20000, user, np.int32), 1, 1))
+    mine = np.unique(i[u == user])
+    assert np.isin(neg, mine).mean() < 0.1 * want[mine].sum()

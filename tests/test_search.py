@@ -11,7 +11,7 @@ from conftest import CONFIGS
 from jgnas import config as config_lib
 from jgnas import experiment
 from jgnas.search import loop
-from jgnas.space import Space
+from jgnas.space import BPR_ONLY, Space
 
 TINY = CONFIGS / "tiny.yaml"
 
@@ -74,8 +74,9 @@ def test_duplicates_reuse_the_archive(ctx, tmp_path):
     # A space with exactly one architecture forces duplicates: every candidate after the first is
     # the same model, so one is trained and the others reuse its result.
     one = Space(
-        ops=("lightgcn",), max_layers=1, dims=(8,), dropouts=(0.0,), lrs=(1e-2,), l2s=(0.0,)
-    )
+        ops=("lightgcn",), max_layers=1, dims=(8,), dropouts=(0.0,), lrs=(1e-2,), l2s=(0.0,),
+        **BPR_ONLY,
+    )  # fmt: skip
     c = _with(ctx, strategy="random", generations=2)
     c = dataclasses.replace(c, cfg=dataclasses.replace(c.cfg, space=one), space=one)
     archive = loop.search(c, tmp_path, log=experiment.quiet)
@@ -156,7 +157,7 @@ def test_param_count_counts_used_weights(ctx):
     }
     assert space.param_count(space.from_dict(d), n, 0) == n * dim + dim**2
     gat = {**d, "layers": [{**d["layers"][0], "op": "gat"}], "combine": "concat"}
-    want = n * dim + dim**2 + 2 * dim + 2 * dim * dim  # W, attention vectors, concat projection
+    want = n * dim + dim**2 + 2 * dim  # W and the attention vectors (concat has no weights)
     assert space.param_count(space.from_dict(gat), n, 0) == want
     lgc = {**d, "layers": [{**d["layers"][0], "op": "lightgcn"}]}
     assert space.param_count(space.from_dict(lgc), n, 16) == n * dim  # W is inert in lightgcn

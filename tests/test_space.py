@@ -1,5 +1,6 @@
 """The search space: genome decoding, canonical forms, JSON, presets and `describe`."""
 
+import dataclasses
 import json
 
 import jax
@@ -9,8 +10,10 @@ import pytest
 from jgnas.ops import FAST_OPS
 from jgnas.space import (
     ACTIVATIONS,
+    BPR_ONLY,
     COMBINES,
     FEATURES,
+    NORMS,
     PRESETS,
     TRANSFORMS,
     Arch,
@@ -32,7 +35,7 @@ def arrays_equal(a: Arch, b: Arch) -> bool:
 
 
 def test_gene_names_and_sizes():
-    space = Space(ops=("gcn", "lightgcn", "gat"), max_layers=2, dims=(8, 16, 32))
+    space = Space(ops=("gcn", "lightgcn", "gat"), max_layers=2, dims=(8, 16, 32), **BPR_ONLY)
     n_ops = 3
     assert space.gene_names == (
         "depth",
@@ -40,18 +43,25 @@ def test_gene_names_and_sizes():
         "transform0",
         "act0",
         "residual0",
+        "norm0",
         "op1",
         "transform1",
         "act1",
         "residual1",
+        "norm1",
         "combine",
         "dim",
         "dropout",
         "lr",
         "l2",
         "features",
+        "loss",
+        "negatives",
+        "temperature",
+        "sampler",
+        "ssl",
     )
-    layer = (n_ops, len(TRANSFORMS), len(ACTIVATIONS), 2)
+    layer = (n_ops, len(TRANSFORMS), len(ACTIVATIONS), 2, len(NORMS))
     assert space.gene_sizes == (
         3,
         *layer,
@@ -61,8 +71,17 @@ def test_gene_names_and_sizes():
         len(space.dropouts),
         len(space.lrs),
         len(space.l2s),
-        len(FEATURES),
+        1,  # id only: the space has neither text nor side features
+        1,
+        1,
+        1,
+        1,
+        1,
     )
+    both = Space(text=True, side=True, **{**BPR_ONLY, "losses": ("bpr", "softmax"), "negatives": (1, 8)})
+    assert both.gene_sizes[-6:] == (len(FEATURES), 2, 2, 1, 1, 1)
+    assert [FEATURES[i] for i in Space(text=True).feature_choices] == ["id", "text", "id+text"]
+    assert [FEATURES[i] for i in Space(side=True).feature_choices] == ["id", "side", "id+side"]
     assert space.n_genes == len(space.gene_names) == len(space.gene_sizes)
     assert space.d_max == 32
     assert Space().ops == FAST_OPS  # pinned, whatever else is registered
@@ -226,7 +245,21 @@ def test_from_dict_errors():
     with pytest.raises(ValueError, match="combine"):
         space.from_dict({**d, "combine": "max"})
     with pytest.raises(ValueError, match=r"layers\[1\] unknown key"):
+        space.from_dict({**d, "layers": [d["layers"][0], {**d["layers"][1], "bn": True}]})
+    with pytest.raises(ValueError, match=r"layers\[1\]\.norm='bn' is not one of"):
         space.from_dict({**d, "layers": [d["layers"][0], {**d["layers"][1], "norm": "bn"}]})
+    with pytest.raises(ValueError, match=r"loss='hinge' is not one of \['bpr', 'softmax'\]"):
+        space.from_dict({**d, "loss": "hinge"})
+    with pytest.raises(ValueError, match=r"negatives=4 must be an integer in 1\.\.1 "):
+        space.from_dict({**d, "negatives": 4})  # the space draws one negative per positive
+    with pytest.raises(ValueError, match=r"temperature=0 must be a finite number > 0"):
+        space.from_dict({**d, "temperature": 0})
+    with pytest.raises(ValueError, match="side"):
+        space.from_dict({**d, "features": "id+side"})
+    # An arch file written before the objective genes existed reads as the published objective.
+    old = {k: v for k, v in d.items() if k not in ("loss", "negatives", "temperature", "sampler", "ssl")}
+    old["layers"] = [{k: v for k, v in layer.items() if k != "norm"} for layer in d["layers"]]
+    assert arrays_equal(space.from_dict(old), space.from_dict(d))
     with pytest.raises(ValueError, match="text"):
         space.from_dict({**d, "features": "id+text"})
     with pytest.raises(ValueError, match="not valid JSON"):
@@ -259,6 +292,7 @@ def test_lightgcn_and_mf_presets():
             "transform": "identity",
             "act": "identity",
             "residual": False,
+            "norm": "none",
         }
     assert space.describe(space.preset("lightgcn")).startswith(
         "3L[lightgcn, lightgcn, lightgcn] mean d64"
@@ -287,7 +321,14 @@ def test_describe_is_readable():
     assert isinstance(s, str)
     assert (
         s
-        == "3L[ngcf+W/leaky_relu, ngcf+W/leaky_relu, ngcf+W/leaky_relu] concat d64 drop0.1 lr1e-03 l2 1e-04 id"
+        == "3L[ngcf+W/leaky_relu+l2n, ngcf+W/leaky_relu+l2n, ngcf+W/leaky_relu+l2n] concat d64 "
+        "drop0.1 lr1e-03 l2 1e-04 id"
+    )
+    objective = {**space.to_dict(space.preset("lightgcn")), "loss": "softmax", "sampler": "popularity",
+                 "temperature": 0.2, "ssl": 0.1}  # fmt: skip
+    wide = dataclasses.replace(space, negatives=(1, 16))
+    assert wide.describe(wide.from_dict({**objective, "negatives": 16})).endswith(
+        "id softmax k16 t0.2 pop ssl0.1"
     )
     archs = space.sample(jax.random.key(3), 5)
     lines = space.describe(archs)

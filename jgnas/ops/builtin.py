@@ -82,17 +82,18 @@ def lightgcn(ctx: OpContext, h: jax.Array, p: Params) -> jax.Array:
 
 @register(
     "ngcf",
-    formula="Σ_j c_ij (W1 h_j + W2 (h_j ⊙ h_i)), W1 = the transform",
-    reference=lambda m, h, p, t: t(m["sym"] @ h) + (h * (m["sym"] @ h)) @ p["w2"],
+    formula="W1 (h_i + Σ_j c_ij h_j) + W2 (h_i ⊙ Σ_j c_ij h_j), W1 = the transform",
+    reference=lambda m, h, p, t: t(h + m["sym"] @ h) + (h * (m["sym"] @ h)) @ p["w2"],
     init=lambda key, d: {"w2": glorot(key, (d, d))},
 )
 def ngcf(ctx: OpContext, h: jax.Array, p: Params) -> jax.Array:
-    """NGCF (Wang et al. 2019): Σ_j c_ij (W1 h_j + W2 (h_j ⊙ h_i)), W1 = the layer's transform.
+    """NGCF (Wang et al. 2019, eq. 7 with its self-connection, as RecBole's `BiGNNLayer`):
+    W1 (h_i + Σ_j c_ij h_j) + W2 (h_i ⊙ Σ_j c_ij h_j), W1 = the layer's transform.
 
     Σ_j c_ij W2 (h_j ⊙ h_i) = W2 (h_i ⊙ Σ_j c_ij h_j), so one sparse product serves both terms.
     """
     s = ctx.sym(h)
-    return ctx.transform(s) + (h * s) @ p["w2"]
+    return ctx.transform(h + s) + (h * s) @ p["w2"]
 
 
 @register(

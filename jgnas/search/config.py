@@ -29,7 +29,7 @@ class SearchConfig:
     strategy: str = "regularized_evolution"
     strategy_kwargs: dict = dataclasses.field(default_factory=dict)
     population_size: int = 32
-    generations: int = 12
+    generations: int = 8
     seed: int = 0
     chunk_size: int | None = None
     cost: str = "none"

@@ -29,7 +29,10 @@ from typing import TYPE_CHECKING
 import jax
 import numpy as np
 
+from jgnas import distributed
+from jgnas import progress as progress_lib
 from jgnas.interrupt import StopFn, check
+from jgnas.progress import Progress
 from jgnas.rundir import RunDirError, has_checkpoint, resume_command
 from jgnas.search import checkpoints
 from jgnas.search.strategies import GenomeSpec, make_strategy
@@ -44,7 +47,7 @@ Log = Callable[[str], None]
 
 
 def _stderr(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+    progress_lib.write(msg, sys.stderr)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -150,10 +153,19 @@ class _Rungs:
     engines: dict[int, Engine]
     scfg: SearchConfig
 
-    def train(self, keys: jax.Array, archs: Arch):
+    def train(self, keys: jax.Array, archs: Arch, on_step: Callable[[float], None] | None = None):
         """Trains the candidates with the screening budget, then promotes the top 1/eta to longer
         budgets. Returns fitness, epochs reached, seconds and the results (promoted members report
-        their highest-budget result; loss curves keep the first rung's)."""
+        their highest-budget result; loss curves keep the first rung's).
+
+        on_step: called after each training chunk with the fraction of the work done, counting
+        each rung as an equal share (rung r trains ~1/eta**r of the members for eta**r times the
+        epochs)."""
+        n_rungs = self.scfg.halving_rungs + 1
+        for r, engine in self.engines.items():
+            engine.on_progress = None
+            if on_step is not None:
+                engine.on_progress = lambda d, t, r=r: on_step((r + d / max(t, 1)) / n_rungs)
         first = self.engines[0]
         res = first.train(keys, archs)
         seconds = np.asarray(first.last_seconds, np.float64).copy()
@@ -187,7 +199,7 @@ def _merge(res: TrainResult, idx: np.ndarray, sub: TrainResult) -> TrainResult:
     )
 
 
-def _make_rungs(ctx: Context, progress: bool, should_stop: StopFn | None = None) -> _Rungs:
+def _make_rungs(ctx: Context, should_stop: StopFn | None = None) -> _Rungs:
     scfg = ctx.cfg.search
     engines = {
         r: Engine(
@@ -199,17 +211,21 @@ def _make_rungs(ctx: Context, progress: bool, should_stop: StopFn | None = None)
         )
         for r in range(scfg.halving_rungs + 1)
     }
-    if progress:
-        for engine in engines.values():
-            engine.on_progress = _progress_bar
     return _Rungs(engines, scfg)
 
 
 def _train_generation(
-    ctx: Context, rungs: _Rungs, key_train, g: int, genomes: np.ndarray, cache: dict
+    ctx: Context,
+    rungs: _Rungs,
+    key_train,
+    g: int,
+    genomes: np.ndarray,
+    cache: dict,
+    on_step: Callable[[float], None] | None = None,
 ) -> list[Candidate]:
     """Decodes one generation, trains its new archs (a duplicate trains once), returns the
-    generation's candidates in population order, duplicates marked cached."""
+    generation's candidates in population order, duplicates marked cached. on_step: see
+    `_Rungs.train`."""
     space, scfg, ks = ctx.space, ctx.cfg.search, ctx.cfg.train.ks
     archs = space.decode(genomes)
     keys = [tuple(k) for k in space.keys(archs)]
@@ -225,7 +241,7 @@ def _train_generation(
         tkeys = jax.numpy.stack(
             [jax.random.fold_in(key_train, _arch_hash(keys[i]) ^ s) for i, s in zip(idx, salt)]
         )
-        fit, budget, seconds, res = rungs.train(tkeys, take(archs, idx))
+        fit, budget, seconds, res = rungs.train(tkeys, take(archs, idx), on_step)
         for j, i in enumerate(idx):
             # Recorded canonical (inert genes zeroed): equal models have equal records, and the
             # record round-trips through JSON. It trains exactly as the decoded arch does.
@@ -282,8 +298,9 @@ def search(
     resume: bool = False,
     log: Log = _stderr,
     on_generation: Callable[[int], None] | None = None,
-    progress: bool = False,
+    progress: Progress | bool | None = None,
     should_stop: StopFn | None = None,
+    writer: bool = True,
 ) -> list[Candidate]:
     """Runs (or resumes) the search; returns the archive, one record per evaluated candidate.
 
@@ -296,9 +313,13 @@ def search(
       log: a line logger (stderr by default).
       on_generation: called after each generation's checkpoint with the generation index (tests use
         it to interrupt a search).
-      progress: draw a progress bar of the candidates trained, on stderr (a terminal only).
+      progress: a `jgnas.progress.Progress`; the search is its phase "search", one step per
+        candidate (a generation is P steps), updated after each training chunk. True: an enabled
+        one on stderr; None or False (default): none.
       should_stop: asked before each generation and each training chunk; when true, the search
         raises `jgnas.interrupt.Interrupted` there (the last finished generation is checkpointed).
+      writer: write checkpoints and history.jsonl; False for the other processes of a run of
+        several (`jgnas.distributed`), which resume from the writer's checkpoint, broadcast.
     """
     space, scfg = ctx.space, ctx.cfg.search
     run_dir = pathlib.Path(run_dir)
@@ -307,48 +328,61 @@ def search(
     key_strategy, key_train = jax.random.split(jax.random.key(scfg.seed))
     state = strategy.init(jax.random.fold_in(key_strategy, 2**20))
     ask, tell = jax.jit(strategy.ask), jax.jit(strategy.tell)
-    rungs = _make_rungs(ctx, progress, should_stop)
+    rungs = _make_rungs(ctx, should_stop)
+    progress = progress_lib.as_progress(progress)
     fitness_name = f"{ctx.cfg.train.metric}@{ctx.cfg.train.metric_k}"
 
     archive: list[Candidate] = []
     start = 0
-    if not resume and has_checkpoint(run_dir):
+    if writer and not resume and has_checkpoint(run_dir):
         raise RunDirError(
             f"{run_dir}: holds the checkpoints of an earlier search; resume it with "
             f"`{resume_command(run_dir)}` or search into an empty directory"
         )
-    # The manager's threads must not outlive the search.
-    with contextlib.closing(checkpoints.manager(run_dir)) as mngr:
+    # The manager's threads must not outlive the search (only the writer has a manager).
+    managed = contextlib.nullcontext()
+    if writer:
+        managed = contextlib.closing(checkpoints.manager(run_dir))
+    with managed as mngr:
         if resume:
-            state, start, archive = _resume(mngr, state, ctx, run_dir, log)
+            restored = _resume(mngr, state, ctx, run_dir, log) if writer else (state, 0, [])
+            state, start, archive = _from_writer(restored, space)
         cache = {r.key: r for r in archive if not r.cached}
 
-        for g in range(start, scfg.generations):
-            check(should_stop)
-            t0 = time.perf_counter()
-            key_g = jax.random.fold_in(key_strategy, g)
-            genomes, state = ask(jax.random.fold_in(key_g, 0), state)
-            gen = _train_generation(ctx, rungs, key_train, g, np.asarray(genomes), cache)
-            archive += gen
-            told = _told_fitness(gen, scfg)
-            state = tell(jax.random.fold_in(key_g, 1), genomes, jax.numpy.asarray(told), state)
+        # One step per candidate: a generation is P steps, however many were cached.
+        phase = progress.phase(
+            "search", total=scfg.generations * P, unit="candidate", initial=start * P
+        )
+        with phase as update:
+            for g in range(start, scfg.generations):
+                check(should_stop)
+                update.note(f"gen {g + 1}/{scfg.generations}")
+                t0 = time.perf_counter()
+                key_g = jax.random.fold_in(key_strategy, g)
+                genomes, state = ask(jax.random.fold_in(key_g, 0), state)
+                step = lambda f, g=g: update(g * P + min(int(f * P), P))  # noqa: E731
+                gen = _train_generation(ctx, rungs, key_train, g, np.asarray(genomes), cache, step)
+                archive += gen
+                told = _told_fitness(gen, scfg)
+                state = tell(jax.random.fold_in(key_g, 1), genomes, jax.numpy.asarray(told), state)
 
-            finite = [r.fitness for r in archive if r.fitness is not None]
-            best = max(finite) if finite else float("nan")
-            lines = [r.to_json(space) for r in archive]
-            checkpoints.save(
-                mngr, g, state, {"generation": g, "archive": lines, "best": best, "seed": scfg.seed}
-            )
-            checkpoints.write_history(run_dir, lines)
-            gen_fit = np.asarray([r.fitness for r in gen if r.fitness is not None])
-            log(
-                f"gen {g + 1}/{scfg.generations} | best {fitness_name} {best:.4f} | "
-                f"median {float(np.median(gen_fit)) if gen_fit.size else float('nan'):.4f} | "
-                f"failed {sum(r.fitness is None for r in gen)} | cached {sum(r.cached for r in gen)} | "
-                f"{time.perf_counter() - t0:.1f} s"
-            )
-            if on_generation is not None:
-                on_generation(g)
+                finite = [r.fitness for r in archive if r.fitness is not None]
+                best = max(finite) if finite else float("nan")
+                lines = [r.to_json(space) for r in archive]
+                if writer:
+                    meta = {"generation": g, "archive": lines, "best": best, "seed": scfg.seed}
+                    checkpoints.save(mngr, g, state, meta)
+                    checkpoints.write_history(run_dir, lines)
+                update((g + 1) * P)
+                gen_fit = np.asarray([r.fitness for r in gen if r.fitness is not None])
+                log(
+                    f"gen {g + 1}/{scfg.generations} | best {fitness_name} {best:.4f} | "
+                    f"median {float(np.median(gen_fit)) if gen_fit.size else float('nan'):.4f} | "
+                    f"failed {sum(r.fitness is None for r in gen)} | cached {sum(r.cached for r in gen)} | "
+                    f"{time.perf_counter() - t0:.1f} s"
+                )
+                if on_generation is not None:
+                    on_generation(g)
         return archive
 
 
@@ -370,6 +404,18 @@ def _resume(mngr, state, ctx: Context, run_dir: pathlib.Path, log: Log):
     return state, last + 1, archive
 
 
+def _from_writer(restored, space: Space):
+    """The writer's resumed (state, first generation, archive) on every process of a run of
+    several (`jgnas.distributed`): restored from its checkpoint, broadcast, no files read."""
+    if jax.process_count() == 1:
+        return restored
+    state, start, archive = restored
+    meta = {"start": start, "archive": [r.to_json(space) for r in archive]}
+    state, meta = distributed.from_writer(state, meta)
+    state = jax.tree.map(jax.numpy.asarray, state)
+    return state, meta["start"], [Candidate.from_json(d, space) for d in meta["archive"]]
+
+
 def failure_summary(archive: list[Candidate]) -> str:
     """One line on the failed candidates of an archive: how many, and at which learning rates
     (divergence, a NaN/inf loss, is the usual cause)."""
@@ -379,16 +425,4 @@ def failure_summary(archive: list[Candidate]) -> str:
     return (
         f"{len(failed)} of {len(archive)} candidates failed (the loss or the parameters became "
         f"NaN/inf){f'; their learning rates: {shown}' if lrs else ''}"
-    )
-
-
-def _progress_bar(done: int, total: int) -> None:
-    width = 30
-    fill = int(width * done / max(total, 1))
-    end = "\n" if done >= total else ""
-    print(
-        f"\r  [{'#' * fill}{'.' * (width - fill)}] {done}/{total}",
-        end=end,
-        file=sys.stderr,
-        flush=True,
     )
