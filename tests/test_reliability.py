@@ -8,7 +8,7 @@ in-process tests (conftest.py), passed on through JAX_COMPILATION_CACHE_DIR.
 
 "Byte-identical" final files: every file of a resumed run equals the uninterrupted run's byte for
 byte, except the wall-clock measurements (history.jsonl `train_seconds`, final_metrics.json
-`search_seconds`/`final_seconds`, the two durations in summary.md's first line), which are masked,
+`search_seconds`/`final_seconds`/`tune_seconds`, the two durations in summary.md's first line), which are masked,
 and best_model/, whose orbax files carry timestamps and random names: its restored arrays are
 compared exactly instead.
 """
@@ -690,7 +690,7 @@ def _mask(name: str, data: bytes) -> bytes:
     if name == "history.jsonl":
         return re.sub(rb'"train_seconds": [0-9.e+-]+', b'"train_seconds": T', data)
     if name == "final_metrics.json":
-        return re.sub(rb'"(search|final)_seconds": [0-9.e+-]+', rb'"\1_seconds": T', data)
+        return re.sub(rb'"(search|final|tune)_seconds": [0-9.e+-]+', rb'"\1_seconds": T', data)
     if name == "summary.md":
         return re.sub(rb"in \d+ s; retraining \d+ s", b"in T s; retraining T s", data)
     return data
