@@ -14,11 +14,12 @@ written with raw ids as `ml100k_jgnas.{train,valid,test}.inter` for RecBole's
 RecBole runs in a separate venv (`scripts/recbole_run.py`): torch never enters jgnas.
 
 The jgnas rows go through the library as it is (`experiment.prepare`,
-`experiment.retrain_and_test`) with the presets' arch dicts: nothing is patched. jgnas now holds
-every model factor the first study found (commit 3937c3d, `scripts/recbole_scratch.py`, since
-removed): Xavier-normal ID embeddings, the unprojected NGCF concatenation, the per-layer L2
-`norm` gene and NGCF's self-connection. The rows of that study stay in results.json under
-`jgnas_before`. The `jgnas` command refuses to run when the split no longer matches the exported
+`experiment.retrain_and_test`) with the presets' arch dicts: the parity rows patch nothing. jgnas
+now holds every model factor the first study found (at commit 3937c3d): Xavier-normal ID
+embeddings, the unprojected NGCF concatenation, the per-layer L2 `norm` gene and NGCF's
+self-connection. The rows of that study stay in results.json under `jgnas_before`. Only the
+`lightgcn/rb_hp+rb_*` rows patch in RecBole training factors jgnas lacks (its permutation
+sampler, xavier_uniform, EmbLoss: `scripts/recbole_scratch.py`). The `jgnas` command refuses to run when the split no longer matches the exported
 one (the RecBole numbers are only comparable on the same interactions).
 """
 
@@ -36,6 +37,12 @@ import time
 
 import jax.numpy as jnp
 import numpy as np
+from recbole_scratch import (  # noqa: E402  (scripts/)
+    RECBOLE_LIGHTGCN,
+    RECBOLE_SAMPLING,
+    Variant,
+    patched,
+)
 
 from jgnas import config as config_lib
 from jgnas import experiment
@@ -147,7 +154,19 @@ def recbole_metrics_check(ctx: experiment.Context, label: str) -> dict:
 
 # ---------------------------------------------------------------------------- jgnas rows
 
-SPACE = Space(dims=(64,), dropouts=(0.0, 0.1), lrs=(1e-3,), l2s=(0.0, 1e-5, 1e-4))
+# The objective genes pinned to the presets' published BPR (one uniform negative, no contrastive
+# term): every member then draws exactly one negative per positive, as RecBole does.
+SPACE = Space(
+    dims=(64,),
+    dropouts=(0.0, 0.1),
+    lrs=(1e-3,),
+    l2s=(0.0, 1e-5, 1e-4),
+    losses=("bpr",),
+    negatives=(1,),
+    temperatures=(1.0,),
+    samplers=("uniform",),
+    ssl_weights=(0.0,),
+)
 # RecBole's defaults (overall.yaml, properties/model/*.yaml): batch 2048, lr 1e-3, 300 epochs,
 # evaluation every epoch, stop after stopping_step + 1 = 11 evaluations without improvement.
 RECBOLE_TRAIN = TrainConfig(epochs=300, batch_size=2048, eval_every=1, patience=11, ks=KS)
@@ -171,38 +190,53 @@ def arch_dict(model: str, recbole_hp: bool) -> dict:
     return d
 
 
-def rows_catalogue() -> dict[str, tuple[str, dict, TrainConfig]]:
-    """label -> (model, arch dict, train config). Every row is jgnas's own model, unpatched.
+def rows_catalogue() -> dict[str, tuple[str, dict, TrainConfig, Variant]]:
+    """label -> (model, arch dict, train config, scratch variant). Variant() is jgnas unpatched.
 
     `<m>/rb_hp`: the preset at RecBole's hyperparameter values (l2, depth, dropout, batch, lr,
       epochs, cadence, patience): the parity row.
     `<m>/preset`: the preset as the project runs it (its arch, FinalConfig's cadence, batch 4096).
     `<m>/rb_hp~X`: the parity row with one factor set to the project's value (an ablation that
       the genes or the train config express).
+    `lightgcn/rb_hp+rb_X`: the parity row with RecBole's training factors X patched in
+      (`recbole_scratch.Variant`): sampler (one permutation per epoch), short_last (the epoch's
+      last batch as short as RecBole's), init (xavier_uniform), embloss (EmbLoss).
     """
     rows = {}
     bs4096 = dataclasses.replace(RECBOLE_TRAIN, batch_size=4096)
     cadence = dataclasses.replace(RECBOLE_TRAIN, epochs=400, eval_every=5, patience=6)
     for m in MODELS:
         rb = arch_dict(m, True)
-        rows[f"{m}/rb_hp"] = (m, rb, RECBOLE_TRAIN)
-        rows[f"{m}/preset"] = (m, arch_dict(m, False), JGNAS_TRAIN)
-        rows[f"{m}/rb_hp~bs4096"] = (m, rb, bs4096)
-        rows[f"{m}/rb_hp~cadence5x6"] = (m, rb, cadence)
-        rows[f"{m}/rb_hp~l2"] = (m, rb | {"l2": arch_dict(m, False)["l2"]}, RECBOLE_TRAIN)
+        rows[f"{m}/rb_hp"] = (m, rb, RECBOLE_TRAIN, Variant())
+        rows[f"{m}/preset"] = (m, arch_dict(m, False), JGNAS_TRAIN, Variant())
+        rows[f"{m}/rb_hp~bs4096"] = (m, rb, bs4096, Variant())
+        rows[f"{m}/rb_hp~cadence5x6"] = (m, rb, cadence, Variant())
+        rb_l2 = rb | {"l2": arch_dict(m, False)["l2"]}
+        rows[f"{m}/rb_hp~l2"] = (m, rb_l2, RECBOLE_TRAIN, Variant())
     preset_lgcn = arch_dict("lightgcn", False)
     rows["lightgcn/rb_hp~depth3"] = (
         "lightgcn",
         arch_dict("lightgcn", True) | {"depth": 3, "layers": preset_lgcn["layers"]},
         RECBOLE_TRAIN,
+        Variant(),
     )
+    rb = arch_dict("lightgcn", True)
+    for label, v in (
+        ("rb_sampler+rb_init+rb_embloss", RECBOLE_LIGHTGCN),
+        ("rb_sampler", Variant(sampler="permutation")),
+        ("rb_init+rb_embloss", Variant(init="xavier_uniform", reg="emb_loss")),
+        ("rb_sampler+rb_short_last", RECBOLE_SAMPLING),
+        ("rb_short_last", Variant(short_last=True)),
+    ):
+        rows[f"lightgcn/rb_hp+{label}"] = ("lightgcn", rb, RECBOLE_TRAIN, v)
     rb = arch_dict("ngcf", True)
     rows["ngcf/rb_hp~norm"] = (  # no per-layer L2 normalisation
         "ngcf",
         rb | {"layers": [layer | {"norm": "none"} for layer in rb["layers"]]},
         RECBOLE_TRAIN,
+        Variant(),
     )
-    rows["ngcf/rb_hp~dropout0"] = ("ngcf", rb | {"dropout": 0.0}, RECBOLE_TRAIN)
+    rows["ngcf/rb_hp~dropout0"] = ("ngcf", rb | {"dropout": 0.0}, RECBOLE_TRAIN, Variant())
     return rows
 
 
@@ -210,16 +244,18 @@ def keep(d: dict) -> dict:
     return {k: v for k, v in d.items() if k.split("@")[0] in ("recall", "ndcg")}
 
 
-def run_jgnas_row(ctx, label, model, arch_d, train_cfg, seeds, seed=0) -> dict:
+def run_jgnas_row(ctx, label, model, arch_d, train_cfg, variant, seeds, seed=0) -> dict:
     """One row through `experiment.retrain_and_test`, all its seeds as one population. seed: its
-    root seed."""
+    root seed. variant: the scratch patches (Variant(): none)."""
     arch = SPACE.from_dict(arch_d, where=label)
     t0 = time.perf_counter()
-    r = experiment.retrain_and_test(
-        ctx, [(label, arch)], seeds=seeds, train_cfg=train_cfg, seed=seed, log=experiment.quiet
-    )
+    with patched(variant):
+        r = experiment.retrain_and_test(
+            ctx, [(label, arch)], seeds=seeds, train_cfg=train_cfg, seed=seed, log=experiment.quiet
+        )
     row = r.rows[0]
-    return {
+    extra = {} if variant == Variant() else {"variant": dataclasses.asdict(variant)}
+    return extra | {
         "root_seed": seed,
         "test_per_seed": [keep(t) for t in row["test_per_seed"]],
         "model": model,
@@ -237,6 +273,9 @@ def run_jgnas_row(ctx, label, model, arch_d, train_cfg, seeds, seed=0) -> dict:
         "valid": {k: v["mean"] for k, v in keep(row["valid"]).items()},
         "test": {k: v["mean"] for k, v in keep(row["test"]).items()},
         "test_std": {k: v["std"] for k, v in keep(row["test"]).items()},
+        # valid NDCG@20 per evaluation, mean over the seeds (None after every seed stopped): to
+        # set beside RecBole's `valid_curve`
+        "valid_curve": row["valid_curve"]["mean"],
         "wall_seconds": round(time.perf_counter() - t0, 1),
     }
 
@@ -367,8 +406,10 @@ def main(argv=None) -> None:
             )
         ctx = context()
         for label in args.rows.split(","):
-            model, arch_d, train_cfg = cat[label]
-            row = run_jgnas_row(ctx, label, model, arch_d, train_cfg, args.seeds, args.seed)
+            model, arch_d, train_cfg, variant = cat[label]
+            row = run_jgnas_row(
+                ctx, label, model, arch_d, train_cfg, variant, args.seeds, args.seed
+            )
             save_results({"jgnas": {label: row}})
             print(
                 label,
