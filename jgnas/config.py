@@ -240,8 +240,9 @@ def _name(value: Any) -> str:
 
 
 def check_strategy(search: SearchConfig, space: Space) -> None:
-    """Builds the search strategy once, so that bad `search.strategy_kwargs` or a population size
-    the algorithm refuses fail before any work (`jgnas.job` calls it first; not at load time, as
+    """Builds the search strategy and the seed genomes once, so that bad `search.strategy_kwargs`,
+    a population size the algorithm refuses or a seed preset the space cannot hold fail before any
+    work (`jgnas.job` calls it first; not at load time, as
     an evosax algorithm takes seconds to build the first time, which `jgnas config` need not pay)."""
     from jgnas.search.strategies import GenomeSpec, make_strategy
 
@@ -255,6 +256,12 @@ def check_strategy(search: SearchConfig, space: Space) -> None:
     except (ValueError, TypeError) as e:
         msg = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise ConfigError(f"search.strategy_kwargs: {msg}") from None
+    from jgnas.search.seeding import preset_genomes
+
+    try:
+        preset_genomes(space, search.seed_presets)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
 
 
 def load(path: str | pathlib.Path | None, overrides: typing.Sequence[str] = ()) -> ExperimentConfig:

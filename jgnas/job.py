@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 import yaml
 
@@ -125,7 +126,7 @@ def _run(cfg, run_dir: pathlib.Path, resume, log, on_generation, progress, shoul
             should_stop=should_stop,
             progress=progress,
         )
-        candidates = tuned.candidates
+        candidates = _best_finalist(tuned)
     retrained = experiment.retrain_and_test(
         ctx,
         candidates,
@@ -142,6 +143,12 @@ def _run(cfg, run_dir: pathlib.Path, resume, log, on_generation, progress, shoul
             row["tuned"] = tuned.grid[row["label"]]
     summary = _summary(cfg, ctx, archive, retrained, t_search)
     summary["tune_seconds"] = tuned.seconds if tuned is not None else 0.0
+    if tuned is not None:  # every finalist's tuning, the ones not retrained included
+        summary["finalists"] = {
+            label: {**tuned.grid[label], "describe": ctx.space.describe(a)}
+            for label, a in tuned.candidates
+            if label.startswith("search#")
+        }
     winner = next(r for r in retrained.rows if r["label"] == summary["winner"])
     params = experiment.best_member_params(retrained, retrained.rows.index(winner), fcfg.seeds)
     if not writer:
@@ -152,6 +159,22 @@ def _run(cfg, run_dir: pathlib.Path, resume, log, on_generation, progress, shoul
             ckpt.wait_until_finished()
         _write_run_files(run_dir, cfg, ctx, archive, summary, winner, log)
     return summary
+
+
+def _best_finalist(tuned: experiment.Tuned) -> list:
+    """The tuned candidates with only the best searched finalist (by its best validation fitness
+    over the tuning grid) kept: the winner is chosen on validation after tuning, so only it and
+    the baselines are retrained over every seed."""
+    searched = [(label, a) for label, a in tuned.candidates if label.startswith("search#")]
+    if len(searched) <= 1:
+        return list(tuned.candidates)
+
+    def best_valid(label):
+        vals = [p["valid"] for p in tuned.grid[label]["grid"] if p["valid"] is not None]
+        return max(vals) if vals else -np.inf
+
+    keep = max(searched, key=lambda c: best_valid(c[0]))[0]
+    return [c for c in tuned.candidates if c[0] == keep or not c[0].startswith("search#")]
 
 
 def _summary(cfg, ctx, archive, retrained, t_search: float) -> dict:

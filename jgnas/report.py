@@ -100,6 +100,24 @@ def summary_markdown(summary: dict, ks: Sequence[int], seeds: int) -> str:
             "",
         ]
         lines += [f"- {r['label']}: lr {r['tuned']['lr']:g}, L2 {r['tuned']['l2']:g}" for r in tuned]
+    finalists = summary.get("finalists", {})
+    if len(finalists) > 1:
+
+        def best(g):
+            return max((p["valid"] for p in g["grid"] if p["valid"] is not None), default=None)
+
+        lines += [
+            "",
+            f"The search's {len(finalists)} finalists, tuned alike; the one with the best "
+            f"validation {fit} was retrained as the winner:",
+            "",
+        ]
+        lines += [
+            f"- {label} {g.get('describe', '')}: best tuned validation {fit} "
+            + (f"{best(g):.4f}" if best(g) is not None else "n/a (failed)")
+            + f" at lr {g['lr']:g}, L2 {g['l2']:g}"
+            for label, g in finalists.items()
+        ]
     if "vs_best_baseline" in summary:
         b = summary["vs_best_baseline"]
         gain = b["relative_gain"]

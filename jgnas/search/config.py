@@ -24,6 +24,9 @@ class SearchConfig:
       candidates are retrained with eta times the epochs, `halving_rungs` times; a promoted
       candidate's fitness is its highest-budget score.
     retrain_duplicates: train an arch again when it reappears (default: reuse the archived result).
+    seed_presets: preset names (`jgnas.presets`) that replace the first members of generation 0,
+      each moved to the nearest point of the space's grids (`jgnas.search.seeding`), so that the
+      search starts from the published models instead of only random ones.
     """
 
     strategy: str = "regularized_evolution"
@@ -37,6 +40,7 @@ class SearchConfig:
     halving_rungs: int = 0
     halving_eta: int = 2
     retrain_duplicates: bool = False
+    seed_presets: tuple[str, ...] = ()
 
     def __post_init__(self):
         # Read at validation time, so a strategy registered by a plugin is accepted.
@@ -52,5 +56,10 @@ class SearchConfig:
             raise ValueError(f"search.chunk_size: must be >= 1 or null, got {self.chunk_size}")
         if self.cost not in ("none", "params", "time"):
             raise ValueError(f"search.cost: {self.cost!r} is not one of ['none', 'params', 'time']")
+        if len(self.seed_presets) > self.population_size:
+            raise ValueError(
+                f"search.seed_presets: {len(self.seed_presets)} presets for a population of "
+                f"{self.population_size}"
+            )
         if self.halving_rungs < 0 or self.halving_eta < 2:
             raise ValueError("search.halving_rungs must be >= 0 and search.halving_eta >= 2")

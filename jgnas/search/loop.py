@@ -34,7 +34,7 @@ from jgnas import progress as progress_lib
 from jgnas.interrupt import StopFn, check
 from jgnas.progress import Progress
 from jgnas.rundir import RunDirError, has_checkpoint, resume_command
-from jgnas.search import checkpoints
+from jgnas.search import checkpoints, seeding
 from jgnas.search.strategies import GenomeSpec, make_strategy
 from jgnas.space import Arch, Space, take
 from jgnas.train import Engine, TrainResult
@@ -329,6 +329,7 @@ def search(
     state = strategy.init(jax.random.fold_in(key_strategy, 2**20))
     ask, tell = jax.jit(strategy.ask), jax.jit(strategy.tell)
     rungs = _make_rungs(ctx, should_stop)
+    seeds = seeding.preset_genomes(space, scfg.seed_presets)
     progress = progress_lib.as_progress(progress)
     fitness_name = f"{ctx.cfg.train.metric}@{ctx.cfg.train.metric_k}"
 
@@ -360,6 +361,8 @@ def search(
                 t0 = time.perf_counter()
                 key_g = jax.random.fold_in(key_strategy, g)
                 genomes, state = ask(jax.random.fold_in(key_g, 0), state)
+                if g == 0 and len(seeds):  # the published models join the first generation
+                    genomes = genomes.at[: len(seeds)].set(seeds)
                 step = lambda f, g=g: update(g * P + min(int(f * P), P))  # noqa: E731
                 gen = _train_generation(ctx, rungs, key_train, g, np.asarray(genomes), cache, step)
                 archive += gen
