@@ -168,12 +168,7 @@ def _best_finalist(tuned: experiment.Tuned) -> list:
     searched = [(label, a) for label, a in tuned.candidates if label.startswith("search#")]
     if len(searched) <= 1:
         return list(tuned.candidates)
-
-    def best_valid(label):
-        vals = [p["valid"] for p in tuned.grid[label]["grid"] if p["valid"] is not None]
-        return max(vals) if vals else -np.inf
-
-    keep = max(searched, key=lambda c: best_valid(c[0]))[0]
+    keep = max(searched, key=lambda c: _best_valid(tuned.grid[c[0]]))[0]
     return [c for c in tuned.candidates if c[0] == keep or not c[0].startswith("search#")]
 
 
@@ -248,47 +243,128 @@ def compare_strategies(
     log: Log = experiment.stderr_log,
     overwrite: bool = False,
     progress: Progress | bool | None = None,
+    search_seeds: int = 1,
 ) -> dict:
-    """Strategies at an equal budget: each searches with the config's population x generations
-    (its run under out/NAME, absent or empty unless `overwrite`), then every winner and the
-    config's baselines are retrained together over `seeds` seeds with the final budget and tested
-    once. `progress`: as `run`'s (one "search" phase per strategy, summed in the last line).
+    """Strategies at an equal budget, each over `search_seeds` search seeds (search.seed, +1, ...):
+    every search uses the config's population x generations (its run under out/NAME, or
+    out/NAME/seedS with several seeds; absent or empty unless `overwrite`) and keeps its
+    final.top_k finalists. Then, as the main job does, the finalists of every search and the
+    config's baselines get the same tuning (final.lrs x final.l2s; none when the grid is empty),
+    each search's winner is its finalist with the best tuned validation, and the winners and the
+    baselines are retrained together over `seeds` seeds with the final budget and tested once.
+    `progress`: as `run`'s (one "search" phase per search, summed in the last line).
 
-    Returns {"searched": {strategy: best valid, describe, trained, evaluated}, "rows": [...]}.
+    Returns {"searched": {label: strategy, search_seed, best valid, describe, trained, evaluated},
+    "rows": [...], "by_strategy": {strategy: winners' test mean/std over search seeds},
+    "search_seeds", "tune_seconds"}. A row's label is the strategy's name (one search seed) or
+    NAME/sS.
     """
+    if search_seeds < 1:
+        raise ValueError(f"search_seeds: must be >= 1, got {search_seeds}")
     for name in strategies:
         search = dataclasses.replace(cfg.search, strategy=name)
         config_lib.check_strategy(search, cfg.space)
     progress = progress_lib.as_progress(progress)
     ctx = experiment.prepare(cfg, log, progress)
-    searched, winners = {}, []
+    fcfg = cfg.final
+    searched, finalists = {}, []
     for name in strategies:
-        c = dataclasses.replace(cfg, search=dataclasses.replace(cfg.search, strategy=name))
-        with rundir.claim(out / name, resume=False, overwrite=overwrite) as claim:
-            archive = loop.search(
-                dataclasses.replace(ctx, cfg=c), claim.path, log=log, progress=progress
+        for k in range(search_seeds):
+            seed = cfg.search.seed + k
+            label = name if search_seeds == 1 else f"{name}/s{seed}"
+            c = dataclasses.replace(
+                cfg, search=dataclasses.replace(cfg.search, strategy=name, seed=seed)
             )
-        top = loop.top_archs(archive, 1)
-        if not top:
-            raise SearchError(f"{name}: every candidate failed: {loop.failure_summary(archive)}")
-        best = top[0]
-        searched[name] = {
-            "best_valid": best.fitness,
-            "describe": best.describe,
-            "trained": sum(not r.cached for r in archive),
-            "evaluated": len(archive),
-        }
-        winners.append((name, best.arch))
-    baselines = [(b, ctx.space.preset(b)) for b in cfg.final.baselines]
+            where = out / name if search_seeds == 1 else out / name / f"seed{seed}"
+            with rundir.claim(where, resume=False, overwrite=overwrite) as claim:
+                archive = loop.search(
+                    dataclasses.replace(ctx, cfg=c), claim.path, log=log, progress=progress
+                )
+            top = loop.top_archs(archive, fcfg.top_k)
+            if not top:
+                raise SearchError(
+                    f"{label}: every candidate failed: {loop.failure_summary(archive)}"
+                )
+            searched[label] = {
+                "strategy": name,
+                "search_seed": seed,
+                "best_valid": top[0].fitness,
+                "describe": top[0].describe,
+                "trained": sum(not r.cached for r in archive),
+                "evaluated": len(archive),
+            }
+            finalists += [(f"{label}#{i + 1}", r.arch) for i, r in enumerate(top)]
+    baselines = [(b, ctx.space.preset(b)) for b in fcfg.baselines]
+    final_cfg = experiment.final_train_config(cfg.train, fcfg)
+    candidates = finalists + baselines
+    tuned = None
+    if fcfg.tunes:  # the finalists and the baselines get the same tuning
+        tuned = experiment.tune(
+            ctx,
+            candidates,
+            lrs=fcfg.lrs,
+            l2s=fcfg.l2s,
+            seeds=fcfg.tune_seeds,
+            train_cfg=final_cfg,
+            seed=cfg.search.seed,
+            chunk_size=cfg.search.chunk_size,
+            log=log,
+            progress=progress,
+        )
+        candidates = tuned.candidates
+    grid = tuned.grid if tuned is not None else {}
+    winners = []
+    for label in searched:  # each search's finalist with the best tuned validation
+        mine = [(lab, a) for lab, a in candidates if lab.rsplit("#", 1)[0] == label]
+        best = max(mine, key=lambda c: _best_valid(grid.get(c[0]))) if grid else mine[0]
+        searched[label]["finalist"] = best[0]
+        winners.append((label, best[1]))
+    picked = winners + [c for c in candidates if "#" not in c[0]]
     rows = experiment.retrain_and_test(
         ctx,
-        winners + baselines,
+        picked,
         seeds=seeds,
-        train_cfg=experiment.final_train_config(cfg.train, cfg.final),
+        train_cfg=final_cfg,
         seed=cfg.search.seed,
         chunk_size=cfg.search.chunk_size,
         log=log,
         progress=progress,
     ).rows
+    for row in rows:
+        key = searched[row["label"]]["finalist"] if row["label"] in searched else row["label"]
+        if key in grid:
+            row["tuned"] = grid[key]
     progress.write(progress.summary())
-    return {"searched": searched, "rows": rows}
+    return {
+        "searched": searched,
+        "rows": rows,
+        "by_strategy": _by_strategy(searched, rows),
+        "search_seeds": search_seeds,
+        "tune_seconds": tuned.seconds if tuned is not None else 0.0,
+    }
+
+
+def _best_valid(g: dict | None) -> float:
+    """The best validation fitness over a tuning grid's points (-inf when none ran)."""
+    vals = [p["valid"] for p in (g or {}).get("grid", []) if p["valid"] is not None]
+    return max(vals) if vals else -np.inf
+
+
+def _by_strategy(searched: dict, rows: list[dict]) -> dict:
+    """Per strategy: its winners' test metrics (each the mean over retraining seeds), their mean
+    and population std over the search seeds, and the per-search values."""
+    out: dict[str, dict] = {}
+    for r in rows:
+        s = searched.get(r["label"])
+        if s is None:
+            continue
+        d = out.setdefault(s["strategy"], {"labels": [], "test": {}})
+        d["labels"].append(r["label"])
+        for metric, stat in r["test"].items():
+            d["test"].setdefault(metric, []).append(stat["mean"])
+    for d in out.values():
+        d["test"] = {
+            m: {"mean": float(np.mean(v)), "std": float(np.std(v)), "per_search": v}
+            for m, v in d["test"].items()
+        }
+    return out

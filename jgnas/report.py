@@ -45,20 +45,49 @@ def results_table(rows: Sequence[dict], ks: Sequence[int], label_fn=None) -> lis
 
 
 def strategies_table(compared: dict, fitness_name: str, k: int = 20) -> list[str]:
-    """Markdown lines of `jgnas.job.compare_strategies`: one row per strategy winner and baseline."""
+    """Markdown lines of `jgnas.job.compare_strategies`: one row per search's winner and baseline,
+    then (with several search seeds) one row per strategy: its winners' mean ± std over the
+    searches, and the signed difference of that mean to every baseline."""
     lines = [
-        f"| strategy / preset | search best valid {fitness_name} | evaluated (trained) | "
-        f"test recall@{k} | test ndcg@{k} | arch |",
-        "|---|---|---|---|---|---|",
+        f"| strategy / preset | search best valid {fitness_name} | evaluated (trained) | tuned lr "
+        f"| test recall@{k} | test ndcg@{k} | arch |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in compared["rows"]:
         s = compared["searched"].get(r["label"])
         head = f"{s['best_valid']:.4f} | {s['evaluated']} ({s['trained']})" if s else "- | -"
+        lr = f"{r['tuned']['lr']:g}" if "tuned" in r else "-"
         t = r["test"]
         lines.append(
-            f"| {r['label']} | {head} | {_cell(t[f'recall@{k}'])} | {_cell(t[f'ndcg@{k}'])} | "
-            f"{r['describe']} |"
+            f"| {r['label']} | {head} | {lr} | {_cell(t[f'recall@{k}'])} | "
+            f"{_cell(t[f'ndcg@{k}'])} | {r['describe']} |"
         )
+    if compared.get("search_seeds", 1) > 1:
+        n = compared["search_seeds"]
+        base = [r for r in compared["rows"] if r["label"] not in compared["searched"]]
+        metric = f"ndcg@{k}"
+        lines += [
+            "",
+            f"| strategy | test recall@{k}, mean ± std over {n} searches | test {metric} | "
+            f"{metric} per search | "
+            + " | ".join(f"vs {b['label']}" for b in base)
+            + " |",
+            "|---|---|---|---|" + "---|" * len(base),
+        ]
+        for name, d in compared["by_strategy"].items():
+            t = d["test"]
+            vs = [
+                f"{t[metric]['mean'] / b['test'][metric]['mean'] - 1:+.1%}"
+                if b["test"][metric]["mean"] > 0
+                else "n/a"
+                for b in base
+            ]
+            per = ", ".join(f"{v:.4f}" for v in t[metric]["per_search"])
+            lines.append(
+                f"| {name} | {_cell(t[f'recall@{k}'])} | {_cell(t[metric])} | {per} | "
+                + " | ".join(vs)
+                + " |"
+            )
     return lines
 
 

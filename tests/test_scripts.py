@@ -191,13 +191,28 @@ def test_search_script(tmp_path, monkeypatch):
 @pytest.mark.slow  # ~18 s (cold compile cache): two searches and the retraining
 def test_compare_strategies_script(tmp_path, monkeypatch, capsys):
     argv = ["--config", TINY_CFG, "--strategies", "random", "regularized_evolution", "--seeds",
-            "2", "--out", str(tmp_path)]  # fmt: skip
+            "2", "--search-seeds", "2", "--set", "final.top_k=2", "--out", str(tmp_path)]  # fmt: skip
     run_as_main("compare_strategies", argv, monkeypatch)
     text = capsys.readouterr().out
     res = json.loads((tmp_path / "compare.json").read_text())
-    assert set(res["searched"]) == {"random", "regularized_evolution"}
-    assert [r["label"] for r in res["rows"]] == ["random", "regularized_evolution", "mf"]
-    for label in ("random", "regularized_evolution", "mf"):
+    runs = ["random/s0", "random/s1", "regularized_evolution/s0", "regularized_evolution/s1"]
+    assert list(res["searched"]) == runs
+    assert [r["label"] for r in res["rows"]] == runs + ["mf"]
+    for label in runs + ["mf"]:
         (row,) = table_rows(text, label)
-        mean, std = (float(x) for x in row[3].split(" ± "))
+        mean, std = (float(x) for x in row[4].split(" ± "))
         assert in_unit(mean) and std >= 0
+    # Each search's winner is its finalist with the best tuned validation; the baseline is tuned
+    # over the same grid.
+    for r in res["rows"]:
+        assert sorted(p["lr"] for p in r["tuned"]["grid"]) == pytest.approx([0.003, 0.01])
+    for label in runs:
+        assert res["searched"][label]["finalist"] in (f"{label}#1", f"{label}#2")
+        assert (tmp_path / label.split("/")[0] / f"seed{label[-1]}" / "history.jsonl").exists()
+    # The per-strategy rows: the mean over the two searches, and the signed gap to mf.
+    by = res["by_strategy"]["random"]["test"]["ndcg@20"]
+    means = [r["test"]["ndcg@20"]["mean"] for r in res["rows"][:2]]
+    assert by["per_search"] == means and abs(by["mean"] - sum(means) / 2) < 1e-12
+    (agg,) = table_rows(text, "random")
+    mf = res["rows"][-1]["test"]["ndcg@20"]["mean"]
+    assert agg[-1] == f"{by['mean'] / mf - 1:+.1%}"

@@ -123,7 +123,7 @@ def search(env: Env) -> Output:
 # ---- strategies at an equal budget -------------------------------------------------------------
 
 STRATEGIES = ("random", "regularized_evolution", "CMA_ES", "SimpleGA", "reinforce")
-# The README's command: `python scripts/compare_strategies.py --seeds 5 --set
+# The README's command: `python scripts/compare_strategies.py --search-seeds 3 --seeds 5 --set
 # search.generations=6 --set search.halving_rungs=1 --set search.halving_eta=3 --set
 # "final.baselines=[lightgcn, mf]"`.
 STRATEGY_SETS = ("search.generations=6", "search.halving_rungs=1", "search.halving_eta=3",
@@ -140,9 +140,10 @@ def strategies(env: Env) -> Output:
     cfg = config_lib.load(env.search_config, sets)
     names = STRATEGIES[:2] if env.quick else STRATEGIES
     seeds = 1 if env.quick else 5
+    search_seeds = 1 if env.quick else 3
     compared = job.compare_strategies(
         cfg, list(names), seeds, env.out / "runs" / "strategies", log=env.log, overwrite=True,
-        progress=env.progress,
+        progress=env.progress, search_seeds=search_seeds,
     )  # fmt: skip
     fit = f"{cfg.train.metric}@{cfg.train.metric_k}"
     rows, values = [], {}
@@ -159,8 +160,9 @@ def strategies(env: Env) -> Output:
                                  "winner"), tuple(rows))  # fmt: skip
     g, p = cfg.search.generations, cfg.search.population_size
     notes = [
-        f"Each strategy: {p} x {g} candidates (halving rungs {cfg.search.halving_rungs}, eta "
-        f"{cfg.search.halving_eta}); winners and presets retrained over {seeds} seed(s)."
+        f"Each strategy: {search_seeds} search(es) of {p} x {g} candidates (halving rungs "
+        f"{cfg.search.halving_rungs}, eta {cfg.search.halving_eta}); finalists and presets tuned "
+        f"alike, winners and presets retrained over {seeds} seed(s)."
     ]
     return Output([table], values, compared, [], notes)
 
@@ -228,11 +230,12 @@ def parity(env: Env) -> Output:
         labels = tuple(label for m in pm.MODELS for label in pm.PARITY_ROWS[m])
     catalogue, ctx, rows = pm.rows_catalogue(), pm.context(), {}
     for label in labels:
-        model, arch_d, tcfg = catalogue[label]
+        model, arch_d, tcfg, variant = catalogue[label]
         if env.quick:
             tcfg = dataclasses.replace(tcfg, epochs=2, eval_every=1, patience=1)
         with env.progress.phase(f"parity {label}", unit=None):
-            rows[label] = pm.run_jgnas_row(ctx, label, model, arch_d, tcfg, 1 if env.quick else 3)
+            seeds = 1 if env.quick else 3
+            rows[label] = pm.run_jgnas_row(ctx, label, model, arch_d, tcfg, variant, seeds)
     version = recorded.get("versions", {}).get("recbole_venv", {}).get("recbole", "?")
     table_rows, values = [], {}
     for m, name in pm.MODELS.items():
