@@ -216,3 +216,23 @@ def test_compare_strategies_script(tmp_path, monkeypatch, capsys):
     (agg,) = table_rows(text, "random")
     mf = res["rows"][-1]["test"]["ndcg@20"]["mean"]
     assert agg[-1] == f"{by['mean'] / mf - 1:+.1%}"
+
+
+def test_lightgcn_variants_script(tmp_path, capsys):
+    main = runpy.run_path(str(SCRIPTS / "lightgcn_variants.py"))["main"]
+    out = tmp_path / "v.json"
+    argv = ["--config", TINY_CFG, "--set", "space.max_layers=3", "--set", "space.dims=[64]",
+            "--variants", "sm16_t0.5,ts_2L", "--out", str(out), "-q"]  # fmt: skip
+    with pytest.raises(SystemExit, match="ts_2L: .*needs text"):  # tiny has no text features
+        main(argv)
+    argv[argv.index("sm16_t0.5,ts_2L")] = "sm16_t0.5,d128"
+    with pytest.raises(SystemExit, match="d128: dim"):  # d 128 > the space's widest
+        main(argv)
+    argv[argv.index("sm16_t0.5,d128")] = "sm16_t0.5"
+    assert main(argv) == 0
+    rows = json.loads(out.read_text())
+    assert [r["label"] for r in rows] == ["bpr", "sm16_t0.5"]  # the preset row comes first
+    assert rows[1]["arch"]["loss"] == "softmax" and rows[1]["arch"]["temperature"] == 0.5
+    assert rows[0]["arch"]["lr"] == pytest.approx(3e-3) and rows[0]["arch"]["dim"] == 64
+    (row,) = table_rows(capsys.readouterr().out, "bpr")
+    assert row[-1] == "+0.0%"
