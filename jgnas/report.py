@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from jgnas.experiment import format_mean_std
-from jgnas.search.loop import Candidate, cost_of
+from jgnas.search.archive import Candidate, cost_of
 from jgnas.search.pareto import pareto_front
 
 

@@ -26,67 +26,38 @@ Every gene is discrete; gene g with `size` choices decodes as `min(floor(x * siz
 The objective genes make the training objective part of the searched model (issue 9): a preset
 keeps its published objective (BPR, one uniform negative, no contrastive term).
 
-An `Arch` is a pytree of int/float arrays, with a leading population axis when batched; names never
-enter jit (ops are indices into `Space.ops`, frozen when the space is built).
+`Arch` (the arrays a space decodes to), the gene vocabularies and the population helpers (`stack`,
+`take`) live in `jgnas.arch` and are re-exported here.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any
 
 import jax
 import numpy as np
-from flax import struct
 
 from jgnas import archio
+from jgnas.arch import (
+    ACTIVATIONS,
+    COMBINES,
+    FEATURES,
+    LAYER_GENES,
+    LOSSES,
+    NORMS,
+    SAMPLERS,
+    TRANSFORMS,
+    Arch,
+    _batched,
+    _bits,
+    _is_batched,
+)
+from jgnas.arch import feature_bits as feature_bits  # re-exported (jgnas.archio reads it here)
+from jgnas.arch import stack as stack  # re-exported: the public path is jgnas.space
+from jgnas.arch import take as take
 from jgnas.ops import BUILTIN_OPS, FAST_OPS, OPS
 from jgnas.presets import PRESETS
-
-ACTIVATIONS = ("identity", "relu", "leaky_relu", "tanh", "elu", "sigmoid")
-TRANSFORMS = ("identity", "linear")
-COMBINES = ("last", "mean", "sum", "concat", "learned")
-NORMS = ("none", "l2")
-#: Node inputs: FEATURES[i] uses the inputs of bit mask i + 1 (id = 1, text = 2, side = 4).
-FEATURES = ("id", "text", "id+text", "side", "id+side", "text+side", "id+text+side")
-LOSSES = ("bpr", "softmax")
-SAMPLERS = ("uniform", "popularity")
-LAYER_GENES = ("op", "transform", "act", "residual", "norm")
-
-
-def feature_bits(features) -> tuple:
-    """(id, text, side) as booleans (numpy or traced) of a FEATURES index."""
-    b = features + 1
-    return (b & 1) > 0, (b & 2) > 0, (b & 4) > 0
-
-
-@struct.dataclass
-class Arch:
-    """Architectures as arrays. Shapes are for one member; a population adds a leading [P]."""
-
-    depth: Any  # int32 []
-    op: Any  # int32 [L], index into Space.ops
-    transform: Any  # int32 [L]
-    act: Any  # int32 [L]
-    residual: Any  # int32 [L]
-    norm: Any  # int32 [L]
-    combine: Any  # int32 []
-    dim: Any  # int32 [], the embedding dimension itself
-    dropout: Any  # float32 []
-    lr: Any  # float32 []
-    l2: Any  # float32 []
-    features: Any  # int32 [], index into FEATURES
-    loss: Any  # int32 [], index into LOSSES
-    negatives: Any  # int32 []
-    temperature: Any  # float32 []
-    sampler: Any  # int32 [], index into SAMPLERS
-    ssl: Any  # float32 []
-
-    @property
-    def size(self) -> int:
-        """The population size (1 for an unbatched arch)."""
-        return int(np.shape(self.depth)[0]) if np.ndim(self.depth) else 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -160,7 +131,9 @@ class Space:
     def feature_choices(self) -> tuple[int, ...]:
         """The FEATURES indices this space can build: id always, text and side when present."""
         have = (True, self.text, self.side)
-        return tuple(i for i in range(len(FEATURES)) if all(h or not b for h, b in zip(have, _bits(i))))
+        return tuple(
+            i for i in range(len(FEATURES)) if all(h or not b for h, b in zip(have, _bits(i)))
+        )
 
     def _rest(self) -> tuple[tuple[str, tuple, type], ...]:
         """(name, values, dtype) of the genes after the layers: `values[k]` is what the Arch field
@@ -381,10 +354,6 @@ class Space:
 _finite32 = archio.finite32
 
 
-def _bits(i: int) -> tuple[bool, bool, bool]:
-    return tuple(bool(x) for x in feature_bits(i))
-
-
 def _name(gene: str, value) -> str:
     """A gene value for a message: the name of a categorical choice, else the shortest number."""
     names = {"features": FEATURES, "loss": LOSSES, "sampler": SAMPLERS, "combine": COMBINES}
@@ -401,14 +370,6 @@ def _sci(x: float) -> str:
 def _short(x) -> float:
     """The shortest decimal that rounds to the same float32 (1e-4, not 9.99999974e-05)."""
     return float(f"{np.float32(x):.7g}")
-
-
-def _is_batched(arch: Arch) -> bool:
-    return np.ndim(arch.depth) == 1
-
-
-def _batched(arch: Arch) -> Arch:
-    return arch if _is_batched(arch) else jax.tree.map(lambda x: np.asarray(x)[None], arch)
 
 
 def wide_space(**overrides) -> Space:
@@ -433,13 +394,3 @@ def wide_space(**overrides) -> Space:
 BPR_ONLY = dict(
     losses=("bpr",), negatives=(1,), temperatures=(1.0,), samplers=("uniform",), ssl_weights=(0.0,)
 )
-
-
-def stack(archs: list[Arch]) -> Arch:
-    """Stacks unbatched archs into a population."""
-    return jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *archs)
-
-
-def take(arch: Arch, idx) -> Arch:
-    """Members `idx` (an int, slice or index array) of a population."""
-    return jax.tree.map(lambda x: np.asarray(x)[idx], arch)

@@ -11,7 +11,9 @@ then searched again, to the same result. `should_stop` is asked before every gen
 training chunk (Ctrl-C, `jgnas.interrupt`).
 
 The loop owns searching only: data preparation and retraining live in `jgnas.experiment`, the run
-directory's tables and figures in `jgnas.report`, and the whole job in `jgnas.job`.
+directory's tables and figures in `jgnas.report`, the whole job in `jgnas.job`, and the archive's
+records (`Candidate`, `top_archs`, `cost_of`, `failure_summary`, re-exported here) in
+`jgnas.search.archive`.
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ from jgnas.interrupt import StopFn, check
 from jgnas.progress import Progress
 from jgnas.rundir import RunDirError, has_checkpoint, resume_command
 from jgnas.search import checkpoints, seeding
+from jgnas.search.archive import Candidate, cost_of
+from jgnas.search.archive import failure_summary as failure_summary  # re-exported
+from jgnas.search.archive import top_archs as top_archs  # re-exported
 from jgnas.search.strategies import GenomeSpec, make_strategy
 from jgnas.space import Arch, Space, take
 from jgnas.train import Engine, TrainResult
@@ -50,71 +55,6 @@ def _stderr(msg: str) -> None:
     progress_lib.write(msg, sys.stderr)
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
-class Candidate:
-    """One evaluated candidate of the archive (a line of history.jsonl).
-
-    key: the canonical gene indices (equal keys = equal models). arch: the member, canonical
-    (`Space.canonical`: genes without effect zeroed), numpy; records compare with `to_json`.
-    fitness: validation fitness, None when failed. valid: every validation metric ("ndcg@20": v).
-    epochs: the budget it reached (successive halving). params: effective parameter count.
-    cached: a duplicate whose result was reused from the archive, not trained again.
-    """
-
-    generation: int
-    index: int
-    genome: tuple[float, ...]
-    key: tuple[int, ...]
-    arch: Arch
-    describe: str
-    fitness: float | None
-    failed: bool
-    valid: dict[str, float]
-    epochs: int
-    best_epoch: int
-    train_seconds: float
-    params: int
-    cached: bool = False
-
-    @property
-    def ok(self) -> bool:
-        return self.fitness is not None and not self.failed
-
-    def to_json(self, space: Space) -> dict:
-        """A JSON-ready dict (the arch by name, as `Space.to_dict`)."""
-        d = {
-            "key": list(self.key),
-            "arch": space.to_dict(self.arch),
-            "describe": self.describe,
-            "fitness": self.fitness,
-            "failed": self.failed,
-            "valid": self.valid,
-            "epochs": self.epochs,
-            "best_epoch": self.best_epoch,
-            "train_seconds": self.train_seconds,
-            "params": self.params,
-        }
-        if self.cached:
-            d["cached"] = True
-        return {
-            **d,
-            "generation": self.generation,
-            "index": self.index,
-            "genome": list(self.genome),
-        }
-
-    @classmethod
-    def from_json(cls, d: dict, space: Space) -> Candidate:
-        """The inverse of `to_json` (the arch is validated against `space`)."""
-        kw = {k: v for k, v in d.items() if k in {f.name for f in dataclasses.fields(cls)}}
-        kw.update(
-            genome=tuple(d["genome"]),
-            key=tuple(d["key"]),
-            arch=space.from_dict(d["arch"], where="archive"),
-        )
-        return cls(**kw)
-
-
 def _decode(space: Space) -> Callable[[dict], tuple[int, list[Candidate]]]:
     """Checkpoint metadata -> (generation, archive of Candidates)."""
     return lambda meta: (
@@ -125,20 +65,6 @@ def _decode(space: Space) -> Callable[[dict], tuple[int, list[Candidate]]]:
 
 def _arch_hash(key: tuple[int, ...]) -> int:
     return zlib.crc32(np.asarray(key, np.int32).tobytes()) & 0x7FFFFFFF
-
-
-def top_archs(archive: list[Candidate], k: int) -> list[Candidate]:
-    """The k best distinct (canonical) archs of the archive by validation fitness (ties: earliest)."""
-    seen, out = set(), []
-    ranked = sorted((r for r in archive if r.ok), key=lambda r: (-r.fitness, r.generation, r.index))
-    for r in ranked:
-        if r.key in seen:
-            continue
-        seen.add(r.key)
-        out.append(r)
-        if len(out) == k:
-            break
-    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -286,11 +212,6 @@ def _told_fitness(gen: list[Candidate], scfg: SearchConfig) -> np.ndarray:
     return (fitness - scfg.cost_weight * cost / max(cost.max(), 1e-12)).astype(np.float32)
 
 
-def cost_of(record: Candidate, kind: str) -> float:
-    """The second objective of a candidate: its parameter count or its training seconds."""
-    return float(record.params if kind == "params" else record.train_seconds)
-
-
 def search(
     ctx: Context,
     run_dir: pathlib.Path,
@@ -417,15 +338,3 @@ def _from_writer(restored, space: Space):
     state, meta = distributed.from_writer(state, meta)
     state = jax.tree.map(jax.numpy.asarray, state)
     return state, meta["start"], [Candidate.from_json(d, space) for d in meta["archive"]]
-
-
-def failure_summary(archive: list[Candidate]) -> str:
-    """One line on the failed candidates of an archive: how many, and at which learning rates
-    (divergence, a NaN/inf loss, is the usual cause)."""
-    failed = [r for r in archive if not r.ok]
-    lrs = sorted({float(r.arch.lr) for r in failed if r.arch is not None})
-    shown = ", ".join(f"{x:g}" for x in lrs[:6]) + (", ..." if len(lrs) > 6 else "")
-    return (
-        f"{len(failed)} of {len(archive)} candidates failed (the loss or the parameters became "
-        f"NaN/inf){f'; their learning rates: {shown}' if lrs else ''}"
-    )

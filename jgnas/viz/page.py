@@ -79,7 +79,7 @@ def _history(path: pathlib.Path) -> list[dict]:
 def _archive(run_dir: pathlib.Path, history: list[dict]):
     """history.jsonl as `Candidate`s of the run's space (what jgnas.report's plots take)."""
     from jgnas import config as config_lib
-    from jgnas.search.loop import Candidate
+    from jgnas.search.archive import Candidate
 
     space = config_lib.load(run_dir / "config.yaml").space
     return [Candidate.from_json(h, space) for h in history]

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from jgnas.search.loop import Candidate, cost_of
+from jgnas.search.archive import Candidate, cost_of
 from jgnas.viz.common import BASELINE, HIGHLIGHT, SEARCHED, TOP, figure, save, value_label
 
 # A gene with more distinct values than this is a number off the grids: no bar chart for it.
