@@ -3,13 +3,19 @@
 Scoring is `ŷ_ui = h_u · h_i` on the combined layer outputs (for the concat combination, the
 layers side by side, as NGCF scores them). The training objective is `jgnas.objective`.
 
-Two execution modes, one semantics (a static argument):
+Three execution modes, one semantics (a static argument):
 - "switch": for a lone member (chunk_size = 1). `lax.switch`/`cond` on scalar genes really skip the
   ops that are not chosen and the layers beyond the depth.
 - "select": for a vmapped chunk. Under vmap a switch computes every branch anyway, so every op is
   computed once, sharing the sparse aggregations between ops (see `OpContext`), and the chosen
   output is picked with `jnp.select` (never by multiplying: an unchosen inf must not leak).
-A Python-int gene (a static arch, used by the straightforward baseline) calls its branch directly.
+- "plan": "select" for a chunk compiled for its members' `jgnas.plan.Plan` (a restricted space,
+  genes fixed as Python numbers). One difference: a fixed combination other than concat scores
+  its d columns only (`Forward.out` [N, d]), not the (L+1)d columns padded with zeros that every
+  other path returns (only the loss and the evaluation read a plan's outputs, and zero columns
+  change no score).
+A Python-int gene (a static arch, used by the straightforward baseline) calls its branch directly;
+so does a gene that a `Plan` fixed for its chunk (for a layer gene: one int for every layer).
 """
 
 from __future__ import annotations
@@ -51,7 +57,8 @@ class Inputs:
 @struct.dataclass
 class Forward:
     """What `propagate` returns: `out` [N, W] the scored representations (W = (L+1) d for the
-    concat combination's width, the first d columns otherwise), `h0` [N, d] the input embeddings,
+    concat combination's width, the first d columns otherwise; W = d for a plan's fixed combination
+    other than concat, see the module docstring), `h0` [N, d] the input embeddings,
     and the two views of the contrastive term, `mean` (the mean of the active layers) and `first`
     (the first layer's output, h0 at depth 0) [N, d]."""
 
@@ -65,6 +72,8 @@ def choose(mode: str, index, branches: Sequence[Callable], *operands):
     """Runs branch `index`: direct call for a Python int, `lax.switch` or `jnp.select`."""
     if isinstance(index, int):
         return branches[index](*operands)
+    if len(branches) == 1:  # a space restricted to one op (`jgnas.plan.Plan`): nothing to choose
+        return branches[0](*operands)
     if mode == "switch":
         # Rematerialise each branch: otherwise the forward switch must return the union of every
         # branch's residuals (zero-filled [E, d] buffers of gat and max), which costs far more than
@@ -81,6 +90,23 @@ def _static(x):
     if isinstance(x, jax.Array):  # tracers are jax.Arrays too
         return x
     return int(x)
+
+
+def _unit(x: jax.Array) -> jax.Array:
+    """Each row scaled to unit length (the l2 norm gene)."""
+    return x * jax.lax.rsqrt(jnp.maximum(jnp.sum(x * x, -1, keepdims=True), 1e-24))
+
+
+def _maybe(flag, fn: Callable, x: jax.Array) -> jax.Array:
+    """fn(x) where a 0/1 gene is set: a concrete gene decides in Python, a traced one selects."""
+    if isinstance(flag, int):
+        return fn(x) if flag > 0 else x
+    return jnp.where(flag > 0, fn(x), x)
+
+
+def _is_zero(x) -> bool:
+    """Whether a gene is a concrete zero (a static arch's, or one a `Plan` fixed), not a tracer."""
+    return not isinstance(x, jax.Array) and float(x) == 0.0
 
 
 def init_params(
@@ -139,8 +165,10 @@ def propagate(
       inputs: the shared graph, text vectors and side features.
       key: the training forward's key (dropout, and the SimGCL noise when arch.ssl > 0), or None
         for evaluation (neither).
-      space: the search space (static).
-      mode: "switch" or "select" (see the module docstring).
+      space: the search space (static), or the restriction of it that a `jgnas.plan.Plan` compiles
+        for a chunk: fewer ops (`arch.op` indexes into its `ops`) and fewer layers than `params`
+        hold (the first `space.max_layers` are run; the others are inactive in every member).
+      mode: "switch", "select" or "plan" (see the module docstring).
       spmm_fn: the sparse product (the fast kernel, or `segment_spmm` for the jraph baseline).
 
     Returns:
@@ -153,8 +181,16 @@ def propagate(
     keep = 1.0 - arch.dropout
     cheap = "select" if mode == "switch" else mode
     # XSimGCL's perturbation: every layer's output moves by eps in a random direction of its own
-    # orthant, in the training forward of a member with a contrastive term only.
-    eps = jnp.where(arch.ssl > 0, NOISE_EPS, 0.0) if key is not None else None
+    # orthant, in the training forward of a member with a contrastive term only. Drawing it is a
+    # quarter of a lone LightGCN step on CPU: a concrete 0 skips it, and so does a lone member's
+    # `cond` (adding eps = 0 changes nothing).
+    noisy = key is not None and not _is_zero(arch.ssl)
+    eps = jnp.where(arch.ssl > 0, NOISE_EPS, 0.0) if noisy else None
+
+    def perturb(l, out):
+        noise = jax.random.uniform(jax.random.fold_in(key, 1000 + l), out.shape) * mask
+        noise = noise * jax.lax.rsqrt(jnp.maximum(jnp.sum(noise**2, -1, keepdims=True), 1e-24))
+        return out + eps * jnp.sign(out) * noise
 
     def layer(l, h, p, op, transform, act, residual, norm):
         x = h
@@ -171,52 +207,62 @@ def propagate(
                 x = jax.lax.cond(arch.dropout > 0, drop, lambda h: h, h)
             else:
                 x = drop(h)
-        ctx = OpContext(inputs.graph, p["w"], transform > 0, mask, spmm_fn)
+        ctx = OpContext(inputs.graph, p["w"], _static(transform) > 0, mask, spmm_fn)
         branches = [lambda x, p, f=f: f(ctx, x, p) for f in op_fns]
         out = choose(mode, _static(op), branches, x, p)
         out = choose(cheap, _static(act), ACTIVATION_FNS, out) * mask  # the norm sees d dims
-        unit = out * jax.lax.rsqrt(jnp.maximum(jnp.sum(out * out, -1, keepdims=True), 1e-24))
-        out = jnp.where(norm > 0, unit, out)
-        out = jnp.where(residual > 0, out + h, out)
+        out = _maybe(_static(norm), _unit, out)
+        out = _maybe(_static(residual), lambda o: o + h, out)
         out = out * mask
-        if eps is not None:
-            noise = jax.random.uniform(jax.random.fold_in(key, 1000 + l), out.shape) * mask
-            noise = noise * jax.lax.rsqrt(jnp.maximum(jnp.sum(noise**2, -1, keepdims=True), 1e-24))
-            out = out + eps * jnp.sign(out) * noise
-        return out
+        if not noisy:
+            return out
+        if mode == "switch" and isinstance(arch.ssl, jax.Array):
+            return jax.lax.cond(arch.ssl > 0, lambda o: perturb(l, o), lambda o: o, out)
+        return perturb(l, out)
 
     depth = _static(arch.depth)
+    # A layer gene is [L] (one value per layer) or a Python int for every layer (a `Plan`'s).
     genes = (arch.op, arch.transform, arch.act, arch.residual, arch.norm)
-    if isinstance(depth, int):  # a static arch: plain Python, only the active layers exist
+    per_layer = [not isinstance(g, (int, np.integer)) for g in genes]
+    # A restricted space runs the first L layers of the parameters and genes (the others are
+    # inactive in every member it is compiled for).
+    layer_params = jax.tree.map(lambda x: x[:L], params["layers"])
+    if isinstance(depth, int) or L == 0:  # a static depth: plain Python, the active layers only
         hs = [h0]
         for l in range(L):
             if l < depth:
-                p = jax.tree.map(lambda x, l=l: x[l], params["layers"])
-                hs.append(layer(l, hs[-1], p, *(g[l] for g in genes)))
+                p = jax.tree.map(lambda x, l=l: x[l], layer_params)
+                g = (g[l] if each else g for g, each in zip(genes, per_layer))
+                hs.append(layer(l, hs[-1], p, *g))
             else:
                 hs.append(hs[-1])
         stacked = jnp.stack(hs)  # [L+1, N, d]
     else:
         # One compiled layer body, scanned over the layers (compile time does not grow with L).
         def body(h, xs):
-            l, p, *g = xs
+            l, p, *traced = xs
+            it = iter(traced)
+            g = [next(it) if each else g for g, each in zip(genes, per_layer)]
             if mode == "switch":
                 new = jax.lax.cond(l < depth, lambda h: layer(l, h, p, *g), lambda h: h, h)
             else:
                 new = jnp.where(l < depth, layer(l, h, p, *g), h)
             return new, new
 
-        xs = (jnp.arange(L), params["layers"], *(jnp.asarray(g) for g in genes))
-        _, hs = jax.lax.scan(body, h0, xs)
+        traced = (jnp.asarray(g)[:L] for g, each in zip(genes, per_layer) if each)
+        _, hs = jax.lax.scan(body, h0, (jnp.arange(L), layer_params, *traced))
         stacked = jnp.concatenate([h0[None], hs])  # [L+1, N, d]
 
     active = jnp.arange(L + 1) <= arch.depth  # layers 0..depth take part
     depth_f = jnp.asarray(arch.depth, jnp.float32)
     n = h0.shape[0]
 
+    combine = _static(arch.combine)
+    narrow = mode == "plan" and isinstance(combine, int) and COMBINES[combine] != "concat"
+
     def weighted(w):
         one = jnp.tensordot(w, stacked, axes=1)
-        return jnp.pad(one, ((0, 0), (0, L * d))) if L else one
+        return jnp.pad(one, ((0, 0), (0, L * d))) if L and not narrow else one
 
     mean = jnp.tensordot(active / (depth_f + 1.0), stacked, axes=1)
     combos = [
@@ -225,10 +271,11 @@ def propagate(
         lambda: weighted(active.astype(jnp.float32)),  # sum
         # concat: the active layers side by side, [h0 | h1 | ... | 0], scored as NGCF scores them
         lambda: (stacked * active[:, None, None]).transpose(1, 0, 2).reshape(n, -1),
-        lambda: weighted(jax.nn.softmax(jnp.where(active, params["alpha"], -jnp.inf))),  # learned
+        # learned: a softmax over the active layers' weights
+        lambda: weighted(jax.nn.softmax(jnp.where(active, params["alpha"][: L + 1], -jnp.inf))),
     ]
     assert len(combos) == len(COMBINES)
-    out = choose(mode, _static(arch.combine), combos)
+    out = choose(mode, combine, combos)
     return Forward(out=out, h0=h0, mean=mean, first=stacked[min(1, L)])
 
 

@@ -6,7 +6,9 @@ closure constants XLA would constant-fold the scatters for tens of seconds), and
 members, seeds, or both. `Engine` owns the iteration over the population: vmapped micro-populations
 of `chunk_size` members run in sequence (chunk_size = P is the single jit(vmap) program for GPUs;
 chunk_size = 1 is a loop of solo jitted runs, where `lax.switch` truly skips unchosen ops), and the
-population axis of a chunk can be sharded over local devices.
+population axis of a chunk can be sharded over local devices. On CPU, chunks hold members that use
+the same ops, and each runs a program compiled for its members' `Plan` (only their ops, layers,
+negatives and shared genes), because under vmap every branch of the space would be computed.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from jgnas.executor import Executor, default_chunk_size
 from jgnas.graph import build as build_graph
 from jgnas.interrupt import StopFn
 from jgnas.ops import segment_spmm, spmm
+from jgnas.plan import Plan, op_signatures
 from jgnas.sampler import SamplerData, make_sampler_data, n_batches_per_epoch, sample_member_batch
 from jgnas.space import Arch, Space
 
@@ -163,7 +166,9 @@ def make_data(
     inputs = model_lib.Inputs(graph, text_arr)
     if side is not None:
         if side.ids.shape[0] != n:
-            raise ValueError(f"side features: expected {n} rows (users + items), got {side.ids.shape[0]}")
+            raise ValueError(
+                f"side features: expected {n} rows (users + items), got {side.ids.shape[0]}"
+            )
         inputs = model_lib.Inputs(
             graph,
             text_arr,
@@ -187,7 +192,9 @@ def _where(c, a, b):
     return jax.tree.map(lambda x, y: jnp.where(c, x, y), a, b)
 
 
-def make_train(cfg: TrainConfig, space: Space, mode: str = "switch") -> Callable:
+def make_train(
+    cfg: TrainConfig, space: Space, mode: str = "switch", plan: Plan | None = None
+) -> Callable:
     """Returns `train(key, arch, data) -> TrainResult` for one member (vmap it for a population).
 
     (Longer than 80 lines, as is its `train`: the step, the evaluation round and the early-stopping
@@ -195,22 +202,29 @@ def make_train(cfg: TrainConfig, space: Space, mode: str = "switch") -> Callable
 
     A member whose loss or gradient becomes NaN/inf is frozen from that step on (its update is
     dropped) and reported as failed; the computation of the other members never mixes with it.
+
+    plan (optional): compile for the members of this plan only (see `Plan`); `train` still takes
+    the member's arch of the whole space and returns parameters of the whole space's shapes.
     """
     spmm_fn = KERNELS[cfg.kernel]
     k_idx = cfg.ks.index(cfg.metric_k)
     every = cfg.eval_every or cfg.epochs
     opt = optax.scale_by_adam()
+    # The parameters are the whole space's; the program runs the plan's restriction of it.
+    full_space, space = space, plan.restrict(space) if plan is not None else space
     loss_fn = functools.partial(objective.loss, space=space, mode=mode, spmm_fn=spmm_fn)
-    evaluate_on = make_evaluate(cfg, space, mode)
+    evaluate_on = _make_evaluate(cfg, space, mode)
 
     def evaluate(params, arch, data):
         return evaluate_on(params, arch, data.inputs, data.valid)
 
     def train(key: jax.Array, arch: Arch, data: TrainData) -> TrainResult:
         key_init, key_run = jax.random.split(key)
-        params = init_member(key_init, space, data.inputs)
+        params = init_member(key_init, full_space, data.inputs)
         opt_state = opt.init(params)
         steps = n_batches_per_epoch(data.sampler, cfg.batch_size)
+        if plan is not None:
+            arch = plan.apply(full_space, arch)
 
         def step(carry, s):
             params, opt_state, failed, stopped = carry
@@ -218,7 +232,9 @@ def make_train(cfg: TrainConfig, space: Space, mode: str = "switch") -> Callable
             batch = sample_member_batch(
                 key_batch, data.sampler, cfg.batch_size, space.max_negatives, arch.sampler
             )
-            loss, grads = jax.value_and_grad(loss_fn)(params, arch, data.inputs, batch, key_drop)
+            loss, grads = jax.value_and_grad(
+                lambda p: loss_fn(p, arch, data.inputs, batch, key_drop)
+            )(params)
             updates, new_opt_state = opt.update(grads, opt_state)
             new_params = jax.tree.map(lambda p, u: p - arch.lr * u, params, updates)
             # Checked on the new parameters too: an inf/NaN update is caught in the step it happens.
@@ -234,7 +250,8 @@ def make_train(cfg: TrainConfig, space: Space, mode: str = "switch") -> Callable
             return (params, opt_state, failed, stopped), jnp.where(failed, jnp.nan, loss)
 
         n_rounds = cfg.rounds
-        m_shape = jax.eval_shape(evaluate, params, arch, data)
+        # A closure: a `Plan`'s fixed genes are Python numbers, which an argument would trace.
+        m_shape = jax.eval_shape(lambda p: evaluate(p, arch, data), params)
         nan = functools.partial(jnp.full, fill_value=jnp.nan, dtype=jnp.float32)
 
         def round_(c):
@@ -294,8 +311,24 @@ def make_train(cfg: TrainConfig, space: Space, mode: str = "switch") -> Callable
     return train
 
 
-def make_evaluate(cfg: TrainConfig, space: Space, mode: str = "switch") -> Callable:
-    """Returns `evaluate(params, arch, inputs, eval_set) -> {metric: [len(ks)]}` for one member."""
+def make_evaluate(
+    cfg: TrainConfig, space: Space, mode: str = "switch", plan: Plan | None = None
+) -> Callable:
+    """Returns `evaluate(params, arch, inputs, eval_set) -> {metric: [len(ks)]}` for one member.
+
+    plan (optional): compile for the members of this plan only (see `Plan`)."""
+    if plan is None:
+        return _make_evaluate(cfg, space, mode)
+    evaluate_on = _make_evaluate(cfg, plan.restrict(space), mode)
+
+    def evaluate(params, arch, inputs, eval_set):
+        return evaluate_on(params, plan.apply(space, arch), inputs, eval_set)
+
+    return evaluate
+
+
+def _make_evaluate(cfg: TrainConfig, space: Space, mode: str) -> Callable:
+    """`make_evaluate` for an arch of `space` as it is (restricted, already remapped)."""
     spmm_fn = KERNELS[cfg.kernel]
 
     def evaluate(params, arch, inputs, eval_set):
@@ -315,6 +348,11 @@ class Engine:
       chunk_size: members per vmapped chunk (None: `default_chunk_size`, decided per call from P).
       should_stop: asked before each chunk; when true, `train`/`evaluate` raise
         `jgnas.interrupt.Interrupted` between chunks (Ctrl-C; see `jgnas.interrupt`).
+      group: with chunks of more than one member, group the members by the ops they use (stable;
+        results in the members' order) and run each chunk through a program compiled for its
+        members' `Plan` (cached per plan and chunk width; a group's remainder runs in chunks of
+        powers of two, one member solo). None: on CPU only, where vmap computes every branch; on
+        a GPU the whole population's one program (chunk_size = P) compiles once per search.
     """
 
     def __init__(
@@ -325,10 +363,12 @@ class Engine:
         chunk_size: int | None = None,
         devices=None,
         should_stop: StopFn | None = None,
+        group: bool | None = None,
     ):
         self.cfg, self.space, self.data = cfg, space, data
         self.chunk_size = chunk_size
         self.should_stop = should_stop
+        self.group = jax.default_backend() == "cpu" if group is None else group
         self._devices = devices
         self._executors: dict[tuple[str, int], Executor] = {}
         self.last_seconds = np.zeros(0)  # per-member wall seconds of the last `train`
@@ -337,40 +377,41 @@ class Engine:
     def _executor(self, what: str, P: int) -> Executor:
         c = min(self.chunk_size or default_chunk_size(P), P) if P else 1
         if (what, c) not in self._executors:
-            if what == "train":
-                ex = Executor(
-                    make_train(self.cfg, self.space, "switch"),
-                    make_train(self.cfg, self.space, "select"),
-                    2,
-                    c,
-                    self._devices,
-                    self.should_stop,
-                )
-            else:
-                ex = Executor(
-                    make_evaluate(self.cfg, self.space, "switch"),
-                    make_evaluate(self.cfg, self.space, "select"),
-                    2,
-                    c,
-                    self._devices,
-                    self.should_stop,
-                )
-            self._executors[(what, c)] = ex
+            make = make_train if what == "train" else make_evaluate
+            self._executors[(what, c)] = Executor(
+                make(self.cfg, self.space, "switch"),
+                make(self.cfg, self.space, "select"),
+                2,
+                c,
+                self._devices,
+                self.should_stop,
+                make_member=lambda plan: make(self.cfg, self.space, "plan", plan),
+            )
         ex = self._executors[(what, c)]
         ex.on_chunk = self.on_progress
         return ex
 
+    def _run(self, what: str, batched: tuple, shared: tuple):
+        archs = batched[1]
+        ex = self._executor(what, int(archs.depth.shape[0]))
+        if not self.group or ex.chunk_size == 1:
+            return ex(batched, shared)
+        training = what == "train"
+        return ex(
+            batched,
+            shared,
+            group_fn=lambda b: op_signatures(self.space, b[1]),
+            plan_fn=lambda b: Plan.of(self.space, b[1], training),
+        )
+
     def train(self, keys: jax.Array, archs: Arch) -> TrainResult:
         """Trains P members: keys [P] (one per member), archs with a leading [P]."""
         archs = jax.tree.map(jnp.asarray, archs)
-        P = int(archs.depth.shape[0])
-        ex = self._executor("train", P)
-        out = ex((keys, archs), (self.data,))
-        self.last_seconds = ex.last_seconds
+        out = self._run("train", (keys, archs), (self.data,))
+        self.last_seconds = self._executor("train", int(archs.depth.shape[0])).last_seconds
         return out
 
     def evaluate(self, params: dict, archs: Arch, eval_set: metrics_lib.EvalSet) -> dict:
         """Metrics of trained members on any eval set (e.g. test): name -> [P, len(ks)]."""
         archs = jax.tree.map(jnp.asarray, archs)
-        P = int(archs.depth.shape[0])
-        return self._executor("eval", P)((params, archs), (self.data.inputs, eval_set))
+        return self._run("eval", (params, archs), (self.data.inputs, eval_set))

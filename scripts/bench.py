@@ -4,6 +4,8 @@ Usage (needs `jgnas data fetch ml-100k` first; --config takes the data section o
   python scripts/bench.py --quick --out bench.json      # ~2-3 min on 2 CPU cores
   python scripts/bench.py --out bench.json              # ~10 min on 2 CPU cores
   python scripts/bench.py --full                        # + vmapped chunks of the mixed population
+  python scripts/bench.py --pops lightgcn,default --P 8 --chunks 1,8 --vmap-mixed --straight-max 1 \
+      --micro-reps 0 --eval-p 100                       # chunk of 8 vs solo (issue 12), ~3 min
   python scripts/bench.py --gpu-profile --out bench.json  # P in {1, 8, 64, 128}, GPU targets
   python scripts/bench.py --quick --config configs/tiny.yaml  # a smoke run on a tiny graph
   python scripts/bench.py --scale gowalla --out scale.json  # gowalla size: s/epoch, eval, RSS

@@ -39,8 +39,12 @@ def data():
 
 @pytest.fixture(scope="module")
 def engines(data):
-    """Engines by chunk size, shared so that each program compiles once per module."""
-    return {1: Engine(CFG, SPACE, data, chunk_size=1), P: Engine(CFG, SPACE, data, chunk_size=P)}
+    """Engines by chunk size, shared so that each program compiles once per module. The chunked
+    one runs the whole space's vmapped program (no grouping by ops: tests/test_chunking.py)."""
+    return {
+        1: Engine(CFG, SPACE, data, chunk_size=1),
+        P: Engine(CFG, SPACE, data, chunk_size=P, group=False),
+    }
 
 
 def population(seed, n=P):
@@ -230,7 +234,7 @@ def test_objective_genes_vmapped_equal_solo(data):
     )
     keys = member_keys(11)
     solo = Engine(CFG, OBJ_SPACE, data, chunk_size=1).train(keys, archs)
-    vmapped = Engine(CFG, OBJ_SPACE, data, chunk_size=P).train(keys, archs)
+    vmapped = Engine(CFG, OBJ_SPACE, data, chunk_size=P, group=False).train(keys, archs)
     assert_close(solo.fitness, vmapped.fitness)
     assert_close(solo.params, vmapped.params)
     assert np.all(np.isfinite(np.asarray(solo.loss)[~np.asarray(solo.failed)][:, :1]))
@@ -240,7 +244,9 @@ def test_objective_genes_vmapped_equal_solo(data):
     )  # fmt: skip
     plain = Engine(CFG, OBJ_SPACE, data, chunk_size=1).train(keys, bpr)
     for m in range(P):
-        assert not np.allclose(np.asarray(plain.params["emb"][m]), np.asarray(solo.params["emb"][m]))
+        assert not np.allclose(
+            np.asarray(plain.params["emb"][m]), np.asarray(solo.params["emb"][m])
+        )
 
 
 def test_train_config_validation():
@@ -285,14 +291,25 @@ data = make_data(tiny_dataset(seed=6), cfg)
 archs = space.sample(jax.random.key(0), 4)
 archs = archs.replace(depth=np.ones(4, np.int32), lr=np.full(4, 1e-2, np.float32))
 keys = jax.random.split(jax.random.key(1), 4)
-sharded = Engine(cfg, space, data, chunk_size=4)
-single = Engine(cfg, space, data, chunk_size=4, devices=jax.devices()[:1])
+sharded = Engine(cfg, space, data, chunk_size=4, group=False)
+single = Engine(cfg, space, data, chunk_size=4, devices=jax.devices()[:1], group=False)
 r4, r1 = sharded.train(keys, archs), single.train(keys, archs)
 diff = max(
     float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
     for a, b in zip(jax.tree.leaves(r4.params), jax.tree.leaves(r1.params))
 )
+# Grouped by ops (all lightgcn): one width-4 chunk of a plan's program, sharded too.
+same = archs.replace(op=np.zeros_like(archs.op))
+grouped = Engine(cfg, space, data, chunk_size=4, group=True)
+g4, g1 = grouped.train(keys, same), single.train(keys, same)
+g_diff = max(
+    float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
+    for a, b in zip(jax.tree.leaves(g4.params), jax.tree.leaves(g1.params))
+)
 print(json.dumps({
+    "grouped_diff": g_diff,
+    "grouped_widths": [w for _, w in grouped._executors[("train", 4)].programs],
+    "grouped_devices": len(g4.params["emb"].sharding.device_set),
     "n_local": len(jax.devices()),
     "n_devices": [sharded._executors[("train", 4)].n_devices,
                   single._executors[("train", 4)].n_devices],
@@ -328,3 +345,5 @@ def test_sharded_population_equals_single_device():
     assert np.all(np.isfinite(f4))
     np.testing.assert_allclose(f4, f1, rtol=1e-5, atol=1e-5)
     assert out["param_diff"] < 1e-5
+    assert out["grouped_widths"] == [4] and out["grouped_devices"] == 4
+    assert out["grouped_diff"] < 1e-5

@@ -1,14 +1,19 @@
 """The benchmark run: populations, the engine-vs-straightforward table, targets, the summary.
 
 Populations (seeded): `mixed` = `BENCH_SPACE.sample` (d_max = 128, all 8 built-in ops);
-`lightgcn` / `gat` = the preset repeated, in a single-op space (`single_op_space`). A vmapped chunk
-computes every op of its space (`jnp.select`), so in the full space a single-op population costs
-exactly what a mixed one does; the narrow space shows what batching gains when it does not.
+`default` = `Space().sample`, the library's default search space (what a search trains: the fast
+ops, d <= 64, the objective genes), so it follows that default where `mixed` is pinned;
+`lightgcn` / `gat` = the preset repeated, in a single-op space (`single_op_space`). On CPU the
+engine groups a population by the ops its members use and compiles each chunk for its members'
+`jgnas.plan.Plan` (their ops, layers, negatives and shared genes): a repeated preset runs as
+vmapped chunks of that plan, while a mixed sample, whose members rarely share their set of ops,
+runs mostly as solo runs (a group of one). Without grouping (GPU), a vmapped chunk computes every op
+of its space (`jnp.select`).
 
-On CPU, vmapped chunks of the mixed population are skipped unless `vmap_mixed`: one chunk of 8
-costs ~25x a loop of 8 solo runs, because every op of every layer is computed at d=128 for every
-member. A configuration whose estimated time exceeds `budget_s` is extrapolated from a measured one
-of the same population and chunk size (chunks run in sequence) or, failing that, skipped.
+On CPU, vmapped chunks of the sampled populations are skipped unless `vmap_mixed` (before the
+grouping, one ungrouped chunk of 8 mixed members cost ~25x a loop of 8 solo runs). A configuration
+whose estimated time exceeds `budget_s` is extrapolated from a measured one of the same population
+and chunk size (chunks run in sequence) or, failing that, skipped.
 
 Targets (PASS/FAIL): CPU: mixed P=32 at its best chunk size >= 5x the straightforward
 candidate-epochs/s (steady), compile <= 10 s, evaluating 32 trained members on valid < 1 s.
@@ -37,6 +42,10 @@ from jgnas.train import Engine, TrainConfig, TrainData, make_data
 # nor the registry: the `Space(max_layers=3)` of the time the README's bench table was measured
 # (every built-in op, in the pinned order `BUILTIN_OPS`). Registering an op changes nothing here.
 BENCH_SPACE = wide_space(max_layers=3)
+
+
+#: The sampled populations (every other name is a preset repeated in its single-op space).
+MIXED = {"mixed": lambda: BENCH_SPACE, "default": Space}
 
 
 def single_op_space(op: str) -> Space:
@@ -109,8 +118,9 @@ def populations(names, p_max: int, seed: int) -> dict[str, tuple[Space, object]]
     """name -> (space, archs [p_max]); smaller P take a prefix, so members are shared across P."""
     out = {}
     for name in names:
-        if name == "mixed":
-            out[name] = (BENCH_SPACE, BENCH_SPACE.sample(jax.random.key(seed), p_max))
+        if name in MIXED:
+            space = MIXED[name]()
+            out[name] = (space, space.sample(jax.random.key(seed), p_max))
         else:
             space = single_op_space(name)
             out[name] = (space, stack([space.preset(name)] * p_max))
@@ -168,7 +178,7 @@ def _population(out, pop, space, archs_all, keys, data, cfg: BenchConfig, out_pa
     """The straightforward loop, then every (P, chunk) row of one population, appended to out."""
     # The straightforward loop over the first candidates (all distinct for mixed; for a repeated
     # preset, one candidate stands for all: each naive closure compiles anew).
-    n_straight = min(cfg.straight_max, max(cfg.P)) if pop == "mixed" else 1
+    n_straight = min(cfg.straight_max, max(cfg.P)) if pop in MIXED else 1
     t = time.perf_counter()
     straight = timing.time_straightforward(
         cfg.train_config(), data, space, archs_all, keys, n_straight, cfg.straight_own_dim
@@ -193,9 +203,9 @@ def _plan(pop: str, c: int, n_chunks: int, seen: _Measured, cfg: BenchConfig) ->
     """{} to measure the row; else what stands in for a measurement: skipped or extrapolated."""
     est = seen.per_chunk_s[c] * n_chunks if c in seen.per_chunk_s else None
     wider = [w for w in seen.per_chunk_s if 1 < w < c]
-    if pop == "mixed" and c > 1 and jax.default_backend() == "cpu" and not cfg.vmap_mixed:
+    if pop in MIXED and c > 1 and jax.default_backend() == "cpu" and not cfg.vmap_mixed:
         return {"skipped": "vmapped mixed chunk on CPU (use --full)"}
-    if est is not None and est > cfg.budget_s and (c > 1 or pop != "mixed"):
+    if est is not None and est > cfg.budget_s and (c > 1 or pop not in MIXED):
         # Chunks run in sequence, so P/c chunks cost P/c times one measured chunk.
         return {"steady_s": est, "compile_s": seen.compile_s[c], "extrapolated": True}
     if est is None and wider:

@@ -70,6 +70,10 @@ class OpContext:
         The output is masked to the member's embedding dimension, so a member of dimension 32 inside
         a maximum of 64 behaves as a 32-dimensional model (attention logits included).
         """
+        if isinstance(self._use_w, (bool, np.bool_)):  # a concrete gene: no product when identity
+            if not self._use_w:
+                return h
+            return self._cached("transform", h, lambda x: (x @ self._w) * self._mask)
         return self._cached(
             "transform", h, lambda x: jnp.where(self._use_w, (x @ self._w) * self._mask, x)
         )
