@@ -111,21 +111,8 @@ def _run(cfg, run_dir: pathlib.Path, resume, log, on_generation, progress, shoul
     candidates = [(f"search#{i + 1}", r.arch) for i, r in enumerate(top)]
     candidates += [(name, ctx.space.preset(name)) for name in fcfg.baselines]
     final_cfg = experiment.final_train_config(cfg.train, fcfg)
-    tuned = None
-    if fcfg.tunes:  # the finalists and the baselines get the same tuning
-        tuned = experiment.tune(
-            ctx,
-            candidates,
-            lrs=fcfg.lrs,
-            l2s=fcfg.l2s,
-            seeds=fcfg.tune_seeds,
-            train_cfg=final_cfg,
-            seed=cfg.search.seed,
-            chunk_size=cfg.search.chunk_size,
-            log=log,
-            should_stop=should_stop,
-            progress=progress,
-        )
+    tuned = _tune_alike(ctx, candidates, final_cfg, log, progress, should_stop)
+    if tuned is not None:
         candidates = _best_finalist(tuned)
     retrained = experiment.retrain_and_test(
         ctx,
@@ -161,15 +148,48 @@ def _run(cfg, run_dir: pathlib.Path, resume, log, on_generation, progress, shoul
     return summary
 
 
+def _tune_alike(ctx, candidates, final_cfg, log, progress, should_stop=None):
+    """`experiment.tune` of the finalists and the baselines over the same grid (final.lrs x
+    final.l2s), or None when the grid is empty."""
+    cfg = ctx.cfg
+    if not cfg.final.tunes:
+        return None
+    return experiment.tune(
+        ctx,
+        candidates,
+        lrs=cfg.final.lrs,
+        l2s=cfg.final.l2s,
+        seeds=cfg.final.tune_seeds,
+        train_cfg=final_cfg,
+        seed=cfg.search.seed,
+        chunk_size=cfg.search.chunk_size,
+        log=log,
+        should_stop=should_stop,
+        progress=progress,
+    )
+
+
+def _best_per_search(candidates, grid: dict) -> dict:
+    """For each search (a finalist's label before its `#`), its finalist with the best validation
+    fitness over its tuning grid (the first on ties and when untuned): {search: (label, arch)}."""
+    best: dict = {}
+    for label, arch in candidates:
+        if "#" not in label:  # a baseline
+            continue
+        search = label.rsplit("#", 1)[0]
+        if search not in best or _best_valid(grid.get(label)) > _best_valid(
+            grid.get(best[search][0])
+        ):
+            best[search] = (label, arch)
+    return best
+
+
 def _best_finalist(tuned: experiment.Tuned) -> list:
-    """The tuned candidates with only the best searched finalist (by its best validation fitness
-    over the tuning grid) kept: the winner is chosen on validation after tuning, so only it and
-    the baselines are retrained over every seed."""
-    searched = [(label, a) for label, a in tuned.candidates if label.startswith("search#")]
-    if len(searched) <= 1:
-        return list(tuned.candidates)
-    keep = max(searched, key=lambda c: _best_valid(tuned.grid[c[0]]))[0]
-    return [c for c in tuned.candidates if c[0] == keep or not c[0].startswith("search#")]
+    """The tuned candidates with only the best searched finalist (`_best_per_search`) kept: the
+    winner is chosen on validation after tuning, so only it and the baselines are retrained over
+    every seed."""
+    keep = {label for label, _ in _best_per_search(tuned.candidates, tuned.grid).values()}
+    return [c for c in tuned.candidates if "#" not in c[0] or c[0] in keep]
 
 
 def _summary(cfg, ctx, archive, retrained, t_search: float) -> dict:
@@ -297,28 +317,15 @@ def compare_strategies(
     baselines = [(b, ctx.space.preset(b)) for b in fcfg.baselines]
     final_cfg = experiment.final_train_config(cfg.train, fcfg)
     candidates = finalists + baselines
-    tuned = None
-    if fcfg.tunes:  # the finalists and the baselines get the same tuning
-        tuned = experiment.tune(
-            ctx,
-            candidates,
-            lrs=fcfg.lrs,
-            l2s=fcfg.l2s,
-            seeds=fcfg.tune_seeds,
-            train_cfg=final_cfg,
-            seed=cfg.search.seed,
-            chunk_size=cfg.search.chunk_size,
-            log=log,
-            progress=progress,
-        )
+    tuned = _tune_alike(ctx, candidates, final_cfg, log, progress)
+    if tuned is not None:
         candidates = tuned.candidates
     grid = tuned.grid if tuned is not None else {}
+    best = _best_per_search(candidates, grid)
     winners = []
-    for label in searched:  # each search's finalist with the best tuned validation
-        mine = [(lab, a) for lab, a in candidates if lab.rsplit("#", 1)[0] == label]
-        best = max(mine, key=lambda c: _best_valid(grid.get(c[0]))) if grid else mine[0]
-        searched[label]["finalist"] = best[0]
-        winners.append((label, best[1]))
+    for label in searched:
+        searched[label]["finalist"] = best[label][0]
+        winners.append((label, best[label][1]))
     picked = winners + [c for c in candidates if "#" not in c[0]]
     rows = experiment.retrain_and_test(
         ctx,
