@@ -23,15 +23,24 @@ from jax.sharding import Mesh, PartitionSpec
 from jgnas import distributed
 from jgnas.interrupt import StopFn, check
 
-__all__ = ["Executor", "default_chunk_size", "schedule"]
+__all__ = ["CPU_CHUNK", "Executor", "default_chunk_size", "schedule"]
+
+
+#: The CPU chunk width: members with the same ops (seeds and tuning points of one architecture,
+#: repeated genomes) run as one vmapped program of up to 8, which costs 0.29x a solo member per
+#: candidate-epoch for lightgcn (README "Performance"); members with ops no other member shares
+#: still run solo, since `Engine` groups by ops first.
+CPU_CHUNK = 8
 
 
 def default_chunk_size(population_size: int, backend: str | None = None) -> int:
     """The chunk size chosen by measurement (scripts/bench.py): the whole population on GPU/TPU,
-    where batching fills the device; solo runs on CPU, where vmap spills caches and computes every
-    op of the space while a lone member's `lax.switch` runs only its own."""
+    where batching fills the device; on CPU chunks of up to `CPU_CHUNK` members, which `Engine`
+    fills only with members that use the same ops (a vmapped program computes every branch its
+    members use, so a member whose ops no other shares runs solo, where `lax.switch` runs only
+    its own)."""
     backend = backend or jax.default_backend()
-    return 1 if backend == "cpu" else population_size
+    return min(CPU_CHUNK, population_size) if backend == "cpu" else population_size
 
 
 def schedule(labels: Sequence[Hashable], chunk_size: int) -> list[np.ndarray]:

@@ -3,8 +3,8 @@
 The processes are real `jgnas search` subprocesses on 127.0.0.1 (gloo collectives between the CPU
 processes). A run of 2 processes must produce the search of one process: the same history.jsonl
 (except the wall-clock `train_seconds`), the same winner and final metrics, and only process 0
-writes (process 1 is given its own --out, which must stay absent). On CPU the executor trains solo
-members (chunk size 1), so each member's numbers do not depend on which process trains it.
+writes (process 1 is given its own --out, which must stay absent). The config asks for solo
+members (chunk_size 1), so each member's numbers do not depend on which process trains it.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ data: {name: synthetic, synthetic_users: 40, synthetic_items: 50, synthetic_inte
 space: {max_layers: 1, dims: [8], ops: [lightgcn, gcn]}
 train: {epochs: 1, batch_size: 128, ks: [10], metric_k: 10, eval_block: 32}
 final: {top_k: 1, seeds: 1, epochs: 1, eval_every: 1, patience: 0, baselines: []}
-search: {strategy: regularized_evolution, population_size: 5, generations: 2, seed: 3}
+search: {strategy: regularized_evolution, population_size: 5, generations: 2, seed: 3, chunk_size: 1}
 """
 TIMEOUT_S = 300
 

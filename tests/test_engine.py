@@ -271,7 +271,8 @@ def test_train_config_validation():
 
 
 def test_chunk_size_choice():
-    assert default_chunk_size(32, "cpu") == 1
+    assert default_chunk_size(32, "cpu") == 8
+    assert default_chunk_size(3, "cpu") == 3
     assert default_chunk_size(32, "gpu") == 32
     with pytest.raises(ValueError, match="chunk_size"):
         Executor(lambda x: x, lambda x: x, 1, 0)

@@ -9,9 +9,9 @@ train to validation), processed-dataset cache included.
 Stages, in one process and in this order (ru_maxrss only grows, so the peak printed after a stage
 is the process peak up to its end; the solo stage runs first because it is the smaller):
   solo: the lightgcn preset (d 64, 3 layers, lr 1e-3, L2 1e-4), `epochs` at batch `batch`,
-    chunk 1 (the CPU default);
+    chunk 1 (solo members);
   population: P members (`pop`: a preset repeated in its single-op space, or "mixed" from the
-    bench's wide space), in chunks of `chunk` (None: the executor's default, 1 on CPU as in a
+    bench's wide space), in chunks of `chunk` (None: the executor's default, as in a
     search; 0: one vmapped chunk of P). With `pop_steps`, it trains that many steps instead of a
     whole epoch (its sampler draws from a random `pop_steps * batch` of the training pairs; the
     graph, the model and so the work of a step are unchanged) and the time of an epoch is
