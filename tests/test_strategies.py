@@ -274,18 +274,47 @@ def test_regularized_evolution_removes_the_oldest():
         assert {tuple(r) for r in kept} == {tuple(r) for r in alive}
 
 
-def test_regularized_evolution_random_until_full_then_mutants():
+def _one_gene_from(children, parents) -> np.ndarray:
+    """For each child, whether it differs from some parent in exactly one gene."""
+    diff = np.asarray(children)[:, None, :] != np.asarray(parents)[None, :, :]
+    return (diff.sum(-1) == 1).any(1)
+
+
+def test_regularized_evolution_random_for_initial_size_then_mutants():
     pop = 4
-    strategy = make_regularized_evolution(SPEC, pop, history_size=8)
+    strategy = make_regularized_evolution(SPEC, pop, history_size=8, initial_size=8)
     ask, tell = jax.jit(strategy.ask), jax.jit(strategy.tell)
     state = strategy.init(jax.random.key(0))
+    told = []
     for t in range(2):
         genomes, state = ask(jax.random.key(t), state)
+        if t:  # the second generation is still uniform: no child of the first
+            assert not _one_gene_from(genomes, told[0]).any()
+        told.append(genomes)
         state = tell(jax.random.key(t), genomes, jnp.zeros(pop), state)
     children, _ = ask(jax.random.key(9), state)
-    # every child differs from some living member in exactly one gene
-    diff = np.asarray(children)[:, None, :] != np.asarray(state.genomes)[None, :, :]
-    assert np.all((diff.sum(-1) == 1).any(1))
+    assert _one_gene_from(children, state.genomes).all()
+
+
+def test_regularized_evolution_mutates_from_the_second_generation():
+    """Default initial_size = P: the second generation is mutants of the first (the queue is not
+    full yet, so the tournament samples the living members only), and a tournament of all of
+    them (S >= alive) always picks the fittest."""
+    pop = 4
+    strategy = make_regularized_evolution(SPEC, pop, history_size=16, tournament_size=8)
+    ask, tell = jax.jit(strategy.ask), jax.jit(strategy.tell)
+    state = strategy.init(jax.random.key(0))
+    genomes, state = ask(jax.random.key(1), state)
+    state = tell(jax.random.key(2), genomes, jnp.array([0.1, 0.9, 0.3, jnp.nan]), state)
+    children, state = ask(jax.random.key(3), state)
+    diff = (np.asarray(children) != np.asarray(genomes)[1]).sum(-1)
+    np.testing.assert_array_equal(diff, 1)  # all from the fittest; never an empty slot
+    state = tell(jax.random.key(4), children, jnp.zeros(pop), state)
+    grand, _ = ask(jax.random.key(5), state)
+    alive = np.asarray(state.genomes)[np.asarray(state.birth) >= 0]
+    assert len(alive) == 2 * pop and _one_gene_from(grand, alive).all()
+    with pytest.raises(ValueError, match="initial_size"):
+        make_regularized_evolution(SPEC, pop, history_size=16, initial_size=2)
 
 
 def test_regularized_evolution_failed_never_win_tournament():

@@ -114,15 +114,18 @@ def make_regularized_evolution(
     population_size: int,
     history_size: int | None = None,
     tournament_size: int | None = None,
+    initial_size: int | None = None,
 ) -> Strategy:
     """Regularized (aging) evolution, Real et al. 2019, batched.
 
-    The living population is a queue of ``history_size`` evaluated genomes. While it is not
-    full, ``ask`` returns uniform genomes. Afterwards each of the ``population_size`` children
-    is ``spec.mutate_one`` of the fittest of ``tournament_size`` members sampled without
-    replacement. ``tell`` appends the children and drops as many of the oldest members, so a
-    genome survives ``history_size / population_size`` generations however fit it is: this
-    aging is the regulariser against lucky noisy evaluations.
+    The living population is a queue of up to ``history_size`` evaluated genomes. The first
+    ``initial_size`` genomes asked for are uniform (the paper's random initial population);
+    afterwards each of the ``population_size`` children is ``spec.mutate_one`` of the fittest of
+    ``tournament_size`` members sampled without replacement among the living ones (all of them
+    while fewer are alive). ``tell`` appends the children and, once the queue is full, drops as
+    many of the oldest members, so a genome survives ``history_size / population_size``
+    generations however fit it is: this aging is the regulariser against lucky noisy
+    evaluations.
 
     Args:
       spec: genome specification.
@@ -132,6 +135,10 @@ def make_regularized_evolution(
         population per generation).
       tournament_size: sample size S, ``1 <= S <= H``. Default ``max(2, H // 4)``, the ratio of
         the paper (S = 25 of 100).
+      initial_size: uniform genomes before the first mutants, ``P <= I <= H``, rounded up to
+        whole generations. Default ``P``: evolution starts at the second generation, which a
+        search of a few generations needs (with ``I = H = 4P`` its first four generations would
+        be random search; ``initial_size=history_size`` is the paper's schedule).
 
     Returns:
       A ``Strategy`` named ``"regularized_evolution"``.
@@ -148,6 +155,13 @@ def make_regularized_evolution(
         raise ValueError(
             f"tournament_size must be in [1, history_size={history}], got {tournament}"
         )
+    initial = population_size if initial_size is None else int(initial_size)
+    if not population_size <= initial <= history:
+        raise ValueError(
+            f"initial_size must be in [population_size={population_size}, "
+            f"history_size={history}], got {initial}"
+        )
+    initial = -(-initial // population_size) * population_size  # whole generations
     n_genes = spec.n_genes
 
     def init(key):
@@ -164,13 +178,19 @@ def make_regularized_evolution(
 
         def child(key_child):
             key_sample, key_mutate = jax.random.split(key_child)
-            idx = jax.random.choice(key_sample, history, (tournament,), replace=False)
-            parent = state.genomes[idx[jnp.argmax(state.fitness[idx])]]
+            # a uniform sample of the living members (unfilled slots have probability 0; when
+            # fewer than S are alive, the tournament is all of them)
+            alive = (state.birth >= 0).astype(jnp.float32)
+            idx = jax.random.choice(
+                key_sample, history, (tournament,), replace=False, p=alive / jnp.maximum(alive.sum(), 1.0)
+            )
+            fit = jnp.where(state.birth[idx] >= 0, state.fitness[idx], -jnp.inf)
+            parent = state.genomes[idx[jnp.argmax(fit)]]
             return spec.mutate_one(key_mutate, parent)
 
         children = jax.vmap(child)(jax.random.split(key_children, population_size))
         random = spec.random(key_random, population_size)
-        genomes = jnp.where(state.count >= history, children, random)
+        genomes = jnp.where(state.count >= initial, children, random)
         return genomes, state
 
     def tell(key, genomes, fitness, state):
