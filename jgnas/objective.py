@@ -9,10 +9,14 @@ positive of the user):
   negative, exactly the classic BPR loss);
 - `softmax`: the sampled softmax (InfoNCE) over the positive and the used negatives at temperature
   τ: `-log softmax([ŷ_ui, ŷ_uj...] / τ)[0]`;
+- `dns`: BPR against the hardest of the used negatives, `-log σ(ŷ_ui − max_j ŷ_uj)` (dynamic
+  negative sampling, Zhang et al. 2013: the used negatives are the candidates, the one the current
+  model scores highest is the negative; with one negative, exactly BPR);
 - plus `arch.ssl` times the SimGCL-style contrastive term (XSimGCL, Yu et al. 2023): the training
   forward perturbs every layer's output with noise of radius 0.1 (`jgnas.model.NOISE_EPS`), and the
   InfoNCE at τ = 0.2 pulls each node's mean-of-layers view towards its own first-layer view and
-  away from the other nodes' of the batch, for the batch's users and for its positive items;
+  away from the other nodes' of the batch, for the batch's distinct users and for its distinct
+  positive items (`info_nce`'s ids);
 - plus `arch.l2 · ½ (‖e_u‖² + ‖e_i‖² + ‖e_j‖²) / B` on the input embeddings of the user, the
   positive and the first negative, as in LightGCN.
 
@@ -34,12 +38,28 @@ SSL_TEMPERATURE = 0.2  # SimGCL's / XSimGCL's τ for the contrastive term
 SSL_BATCH = 1024  # rows of the batch that enter the contrastive term (its cost is quadratic)
 
 
-def info_nce(a: jax.Array, b: jax.Array, temperature: float = SSL_TEMPERATURE) -> jax.Array:
-    """mean_n -log softmax_m(cos(a_n, b_m) / τ)[n]: row n of `a` is pulled to row n of `b`."""
+def info_nce(
+    a: jax.Array, b: jax.Array, temperature: float = SSL_TEMPERATURE, ids: jax.Array | None = None
+) -> jax.Array:
+    """mean_n -log softmax_m(cos(a_n, b_m) / τ)[n]: row n of `a` is pulled to row n of `b` and
+    pushed from the other rows of `b`.
+
+    ids [n] (optional): the node of each row. The term is then over the distinct nodes, as SimGCL
+    takes the unique users and items of a batch: only each node's first row is an anchor and a
+    negative. (A batch repeats users: without this, a user's copies would be pushed away from
+    itself, more so the denser the data.)"""
     a = a * jax.lax.rsqrt(jnp.maximum(jnp.sum(a * a, -1, keepdims=True), 1e-24))
     b = b * jax.lax.rsqrt(jnp.maximum(jnp.sum(b * b, -1, keepdims=True), 1e-24))
     logits = a @ b.T / temperature
-    return -jnp.mean(jnp.diagonal(jax.nn.log_softmax(logits, axis=1)))
+    if ids is None:
+        return -jnp.mean(jnp.diagonal(jax.nn.log_softmax(logits, axis=1)))
+    n = ids.shape[0]
+    rows = jnp.arange(n)
+    same = ids[:, None] == ids[None, :]
+    first = ~jnp.any(same & (rows[None, :] < rows[:, None]), axis=1)  # [n] no earlier equal row
+    keep = first[None, :] | (rows[:, None] == rows[None, :])  # other nodes' first rows, and itself
+    per = -jnp.diagonal(jax.nn.log_softmax(jnp.where(keep, logits, -jnp.inf), axis=1))
+    return jnp.sum(jnp.where(first, per, 0.0)) / jnp.sum(first)
 
 
 def ranking_loss(
@@ -53,9 +73,13 @@ def ranking_loss(
         used = used & ok
     n_used = jnp.maximum(jnp.sum(jnp.broadcast_to(used, s_neg.shape), 1), 1).astype(jnp.float32)
     bpr = -jnp.sum(jnp.where(used, jax.nn.log_sigmoid(s_pos[:, None] - s_neg), 0.0), 1) / n_used
-    logits = jnp.concatenate([s_pos[:, None], jnp.where(used, s_neg, -jnp.inf)], axis=1)
+    masked = jnp.where(used, s_neg, -jnp.inf)
+    logits = jnp.concatenate([s_pos[:, None], masked], axis=1)
     softmax = -jax.nn.log_softmax(logits / arch.temperature, axis=1)[:, 0]
-    return jnp.mean(jnp.where(arch.loss == 1, softmax, bpr))
+    # a row with no usable negative (all shared ones are its positives) contributes 0, as in BPR
+    hardest = jnp.max(masked, axis=1)
+    dns = jnp.where(jnp.isfinite(hardest), -jax.nn.log_sigmoid(s_pos - hardest), 0.0)
+    return jnp.mean(jnp.select([arch.loss == 1, arch.loss == 2], [softmax, dns], bpr))
 
 
 def loss(
@@ -100,7 +124,7 @@ def loss(
     nodes = (u[:m], i[:m] + n_users)
 
     def ssl():
-        return sum(info_nce(fwd.mean[n], fwd.first[n]) for n in nodes)
+        return sum(info_nce(fwd.mean[n], fwd.first[n], ids=n) for n in nodes)
 
     if not isinstance(arch.ssl, jax.Array):  # a static arch (tracers are jax.Arrays)
         term = ssl() if float(arch.ssl) > 0 else 0.0

@@ -16,7 +16,8 @@ Every gene is discrete; gene g with `size` choices decodes as `min(floor(x * siz
     features                       the node inputs among those the space has: id, text (frozen
                                    pretrained text vectors) and side (embedded categorical
                                    attributes), alone or summed (`feature_choices`)
-    loss                           bpr | softmax (sampled softmax / InfoNCE), from `losses`
+    loss                           bpr | softmax (sampled softmax / InfoNCE) | dns (BPR against the
+                                   hardest of the negatives), from `losses`
     negatives                      negatives per positive, from `negatives`
     temperature                    the softmax temperature, from `temperatures` (inert for bpr)
     sampler                        uniform | popularity (∝ degree^0.75), from `samplers`
@@ -220,9 +221,10 @@ class Space:
 
         layer = np.stack([getattr(a, g) for g in LAYER_GENES], axis=-1).reshape(P, -1)
         values = {n: np.asarray(getattr(a, n)) for n, _, _ in self._rest()}
-        # BPR ignores the temperature: any value is the grid's first (a preset's 1.0 included).
+        # Only softmax reads the temperature: for the others any value is the grid's first (a
+        # preset's 1.0 included).
         values["temperature"] = np.where(
-            values["loss"] == 0, self.temperatures[0], values["temperature"]
+            values["loss"] != LOSSES.index("softmax"), self.temperatures[0], values["temperature"]
         )
         rest = np.stack([lookup(values[n], v, n, t) for n, v, t in self._rest()], axis=-1)
         return np.concatenate([a.depth[:, None], layer, rest], axis=1).astype(np.int32)
@@ -235,7 +237,7 @@ class Space:
 
     def canonical(self, arch: Arch) -> Arch:
         """Zeroes the genes that have no effect (inactive layers, combine and dropout at depth 0,
-        the temperature of BPR), so that equal models have equal arrays (used to cache
+        the temperature of the losses other than softmax), so that equal models have equal arrays (used to cache
         evaluations)."""
         idx = self.indices(arch)
         L, n = self.max_layers, len(LAYER_GENES)
@@ -251,8 +253,10 @@ class Space:
         rest[:, col["combine"]] = np.where(depth == 0, 0, rest[:, col["combine"]])
         # Dropout acts on each layer's input only: at depth 0 it has no effect either.
         rest[:, col["dropout"]] = np.where(depth == 0, 0, rest[:, col["dropout"]])
-        is_bpr = np.asarray(self._rest()[col["loss"]][1])[rest[:, col["loss"]]] == 0
-        rest[:, col["temperature"]] = np.where(is_bpr, 0, rest[:, col["temperature"]])
+        no_tau = np.asarray(self._rest()[col["loss"]][1])[rest[:, col["loss"]]] != LOSSES.index(
+            "softmax"
+        )
+        rest[:, col["temperature"]] = np.where(no_tau, 0, rest[:, col["temperature"]])
         out = np.concatenate([depth[:, None], layer.reshape(-1, n * L), rest], axis=1)
         res = self._from_indices(out)
         return res if _is_batched(arch) else jax.tree.map(lambda x: x[0], res)

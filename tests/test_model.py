@@ -285,11 +285,11 @@ def test_init_params_shapes(inputs, params):
 # ---- the objective ------------------------------------------------------------------------------
 
 
-OBJ = Space(max_layers=3, dims=(16, 32, 64), losses=("bpr", "softmax"), negatives=(1, 5),
+OBJ = Space(max_layers=3, dims=(16, 32, 64), losses=("bpr", "softmax", "dns"), negatives=(1, 5),
             temperatures=(0.3,), ssl_weights=(0.0, 0.1))  # fmt: skip
 
 
-@pytest.mark.parametrize("loss", ["bpr", "softmax"])
+@pytest.mark.parametrize("loss", ["bpr", "softmax", "dns"])
 @pytest.mark.parametrize("k", [5, 3])
 def test_objective_with_k_negatives_matches_numpy(loss, k, dataset, inputs, params):
     # MF (depth 0): h = the masked ID embeddings, so the loss has a closed form in NumPy. The
@@ -311,6 +311,9 @@ def test_objective_with_k_negatives_matches_numpy(loss, k, dataset, inputs, para
     sp, sn = (eu * ei).sum(-1), np.einsum("bd,bkd->bk", eu, ej)
     if loss == "bpr":
         main = np.mean(np.log1p(np.exp(-(sp[:, None] - sn))))
+    elif loss == "dns":  # BPR against the highest-scored of the k candidates, row by row
+        hardest = np.array([max(sn[b]) for b in range(B)])
+        main = np.mean(np.log1p(np.exp(-(sp - hardest))))
     else:
         logits = np.concatenate([sp[:, None], sn], 1) / tau
         main = np.mean(np.log(np.exp(logits).sum(1)) - logits[:, 0])
@@ -328,6 +331,21 @@ def test_info_nce_matches_numpy():
     want = np.mean(np.log(np.exp(logits).sum(1)) - np.diag(logits))
     got = objective.info_nce(jnp.asarray(a, jnp.float32), jnp.asarray(b, jnp.float32))
     np.testing.assert_allclose(float(got), want, rtol=1e-5)
+    # With ids, over the distinct nodes only (SimGCL's unique batch nodes): rows 3 and 5 repeat
+    # nodes 7 and 2, so the term is the plain one over rows 0, 1, 2, 4, whatever rows 3, 5 hold.
+    ids = np.array([7, 2, 9, 7, 4, 2])
+    keep = [0, 1, 2, 4]
+    lk = na[keep] @ nb[keep].T / 0.2
+    want_ids = np.mean(np.log(np.exp(lk).sum(1)) - np.diag(lk))
+    b2 = b.copy()
+    b2[[3, 5]] = rng.normal(size=(2, 4))
+    for bb in (b, b2):
+        got = objective.info_nce(jnp.asarray(a, jnp.float32), jnp.asarray(bb, jnp.float32),
+                                 ids=jnp.asarray(ids))  # fmt: skip
+        np.testing.assert_allclose(float(got), want_ids, rtol=1e-5)
+    grad = jax.grad(lambda x: objective.info_nce(x, jnp.asarray(b, jnp.float32),
+                                                 ids=jnp.asarray(ids)))(jnp.asarray(a, jnp.float32))  # fmt: skip
+    assert np.isfinite(np.asarray(grad)).all() and not np.asarray(grad)[[3, 5]].any()
 
 
 def test_contrastive_term(dataset, inputs, params, batch):
@@ -347,7 +365,7 @@ def test_contrastive_term(dataset, inputs, params, batch):
     main = objective.ranking_loss(ssl, s_pos, s_neg)
     h0 = fwd.h0
     reg = 0.5 * sum(float(jnp.sum(h0[x] ** 2)) for x in (u, i + n_users, j[:, 0] + n_users)) / len(u)
-    term = sum(objective.info_nce(fwd.mean[x], fwd.first[x]) for x in (u, i + n_users))
+    term = sum(objective.info_nce(fwd.mean[x], fwd.first[x], ids=x) for x in (u, i + n_users))
     np.testing.assert_allclose(float(l_ssl), float(main + 1e-4 * reg + 0.1 * term), rtol=1e-5)
     # The noise moved the embeddings: the perturbed forward differs from the clean one.
     clean = model_lib.propagate(params, base, inputs, key, space=OBJ)

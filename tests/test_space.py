@@ -248,7 +248,7 @@ def test_from_dict_errors():
         space.from_dict({**d, "layers": [d["layers"][0], {**d["layers"][1], "bn": True}]})
     with pytest.raises(ValueError, match=r"layers\[1\]\.norm='bn' is not one of"):
         space.from_dict({**d, "layers": [d["layers"][0], {**d["layers"][1], "norm": "bn"}]})
-    with pytest.raises(ValueError, match=r"loss='hinge' is not one of \['bpr', 'softmax'\]"):
+    with pytest.raises(ValueError, match=r"loss='hinge' is not one of \['bpr', 'softmax', 'dns'\]"):
         space.from_dict({**d, "loss": "hinge"})
     with pytest.raises(ValueError, match=r"negatives=4 must be an integer in 1\.\.1 "):
         space.from_dict({**d, "negatives": 4})  # the space draws one negative per positive
