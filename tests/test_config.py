@@ -38,13 +38,15 @@ def test_every_shipped_config_loads_and_says_how_to_run(path):
 def test_default_job_is_the_defaults_plus_ml100k_inputs():
     # configs/ml100k.yaml (the default job, `python scripts/search.py`) is the dataclass defaults
     # plus the node inputs ml-100k has (text and side features), the text baseline and the
-    # search protocol of issue 9 (seeded, successive halving to 80 epochs, 2 tuned finalists);
+    # search protocol of issue 9 (seeded, successive halving to 80 epochs, 2 tuned finalists,
+    # 5 retraining seeds);
     # nothing else. `jgnas search` without --config runs the defaults: ID features only, since
     # not every dataset has feature columns.
     default = config_lib.load(None)
     job = config_lib.load(CONFIGS / "ml100k.yaml")
     assert job.text.enabled and job.side.enabled and job.space.text and job.space.side
     assert job.final.baselines == ("lightgcn", "lightgcn+text") and job.final.top_k == 2
+    assert job.final.seeds == 5  # the issue's protocol: the mean over 5 retraining seeds
     s = job.search
     assert (s.population_size, s.generations, s.halving_rungs, s.halving_eta) == (12, 3, 2, 4)
     assert s.seed_presets == ("lightgcn", "lightgcn+text")
@@ -53,7 +55,9 @@ def test_default_job_is_the_defaults_plus_ml100k_inputs():
         text=default.text,
         side=default.side,
         space=dataclasses.replace(job.space, text=False, side=False),
-        final=dataclasses.replace(job.final, baselines=default.final.baselines, top_k=1),
+        final=dataclasses.replace(
+            job.final, baselines=default.final.baselines, top_k=1, seeds=default.final.seeds
+        ),
         search=dataclasses.replace(
             s, population_size=32, generations=8, halving_rungs=0, halving_eta=2, seed_presets=()
         ),
