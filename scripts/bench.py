@@ -9,9 +9,12 @@ Usage (needs `jgnas data fetch ml-100k` first; --config takes the data section o
   python scripts/bench.py --gpu-profile --out bench.json  # P in {1, 8, 64, 128}, GPU targets
   python scripts/bench.py --quick --config configs/tiny.yaml  # a smoke run on a tiny graph
   python scripts/bench.py --scale gowalla --out scale.json  # gowalla size: s/epoch, eval, RSS
+  python scripts/bench.py --peer recbole --out peer.json  # mf/lightgcn/ngcf vs RecBole, ~6 min
 """
 
 import argparse
+import pathlib
+import sys
 
 from jgnas import bench
 from jgnas import config as config_lib
@@ -42,10 +45,33 @@ def main(argv=None) -> None:
                    help="instead: LightGCN and P=8 on that size (synthetic stand-in, jgnas.bench.scale)")  # fmt: skip
     p.add_argument("--scale-size", type=float, default=1.0, help="shrink the stand-in (smoke runs)")
     p.add_argument("--scale-pop", default="lightgcn", help="P=8 population: a preset or mixed")
-    p.add_argument("--scale-chunk", type=int, default=None, help="its chunk (CPU: 1; 0 = P)")
+    p.add_argument("--scale-chunk", type=int, default=None, help="its chunk (default: the executor's; 0 = P)")
     p.add_argument("--scale-pop-steps", type=int, default=0, help="its steps (0: one epoch)")
+    p.add_argument("--peer", choices=("recbole",), default=None,
+                   help="instead: mf, lightgcn, ngcf against RecBole 1.2.1 per epoch (scripts/bench_peer.py)")  # fmt: skip
+    p.add_argument("--peer-python", default="/opt/recbole-venv/bin/python",
+                   help="the RecBole venv's python")  # fmt: skip
+    p.add_argument("--peer-epochs", type=int, default=3, help="timed epochs per run")
+    p.add_argument("--peer-models", default="mf,lightgcn,ngcf", help="some of mf,lightgcn,ngcf")
     args = vars(p.parse_args(argv))
     out_path, config = args.pop("out"), args.pop("config")
+    peer = {k: args.pop(f"peer_{k}") for k in ("python", "epochs", "models")}
+    if args.pop("peer"):
+        sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))  # scripts/
+        import bench_peer
+
+        models = tuple(m for m in peer["models"].split(",") if m)
+        unknown = sorted(set(models) - set(bench_peer.MODELS))
+        if unknown:
+            p.error(f"--peer-models: unknown {unknown}; choose from {list(bench_peer.MODELS)}")
+        data_cfg = config_lib.load(config).data
+        try:
+            out = bench_peer.run(data_cfg, peer["python"], peer["epochs"], models)
+        except (FileNotFoundError, RuntimeError) as e:
+            raise SystemExit(f"error: {e}") from None
+        print(bench_peer.table(out))
+        bench.save_json(out_path, out)
+        return
     like = args.pop("scale")
     scale = {k: args.pop(f"scale_{k}") for k in ("size", "pop", "chunk", "pop_steps")}
     if like is not None:

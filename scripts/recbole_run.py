@@ -61,15 +61,9 @@ def patch() -> None:
     torch.load = load_full
 
 
-def run(
-    model: str,
-    data_dir: str,
-    overrides: dict,
-    checkpoint_dir: str,
-    emb_out: str | None = None,
-    from_checkpoint: str | None = None,
-    threads: int = 1,
-) -> dict:
+def setup(model: str, data_dir: str, overrides: dict, checkpoint_dir: str, threads: int = 1):
+    """RecBole's own pipeline up to a trainer: (config, dataset, (train, valid, test), net,
+    trainer)."""
     patch()
     import torch
     from recbole.config import Config
@@ -101,6 +95,46 @@ def run(
     init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
     net = get_model(config["model"])(config, train_data._dataset).to(config["device"])
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, net)
+    return config, dataset, (train_data, valid_data, test_data), net, trainer
+
+
+def time_epochs(
+    model: str, data_dir: str, overrides: dict, checkpoint_dir: str, epochs: int, threads: int
+) -> dict:
+    """Wall seconds of each of `epochs` training epochs (RecBole's `Trainer._train_epoch`: the
+    negative sampling, the batches, forward, backward and the optimiser step; no evaluation)."""
+    config, _, (train_data, _, _), _, trainer = setup(
+        model, data_dir, overrides, checkpoint_dir, threads
+    )
+    seconds = []
+    for epoch in range(epochs):
+        t0 = time.perf_counter()
+        trainer._train_epoch(train_data, epoch, show_progress=False)
+        seconds.append(time.perf_counter() - t0)
+    keys = ("embedding_size", "train_batch_size", "n_layers", "hidden_size_list")
+    return {
+        "model": model,
+        "threads": threads,
+        "overrides": overrides,
+        "config": {k: config[k] for k in keys if config[k] is not None},
+        "epoch_seconds": seconds,
+    }
+
+
+def run(
+    model: str,
+    data_dir: str,
+    overrides: dict,
+    checkpoint_dir: str,
+    emb_out: str | None = None,
+    from_checkpoint: str | None = None,
+    threads: int = 1,
+) -> dict:
+    import torch
+
+    config, dataset, (train_data, valid_data, test_data), net, trainer = setup(
+        model, data_dir, overrides, checkpoint_dir, threads
+    )
     curve: list[float] = []
     t0 = time.perf_counter()
     if from_checkpoint:  # a finished run's best model: evaluate it again (no curve, no epochs run)
@@ -188,11 +222,25 @@ def main(argv=None) -> None:
     )
     ap.add_argument("--from-checkpoint", help="evaluate this saved best model instead of training")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE (YAML value)")
+    ap.add_argument(
+        "--time-epochs",
+        type=int,
+        default=0,
+        help="only time this many training epochs (no evaluation; scripts/bench.py --peer)",
+    )
     args = ap.parse_args(argv)
     overrides = {}
     for item in args.set:
         key, _, value = item.partition("=")
         overrides[key] = yaml.safe_load(value)
+    if args.time_epochs:
+        out = time_epochs(
+            args.model, args.data_dir, overrides, args.checkpoint_dir, args.time_epochs,
+            args.threads,
+        )  # fmt: skip
+        with open(args.out, "w") as f:
+            json.dump(out, f, indent=1)
+        return
     out = run(
         args.model,
         args.data_dir,

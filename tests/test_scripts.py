@@ -109,6 +109,46 @@ def test_bench_script(tmp_path, capsys):
     assert bench.compile_seconds() > 0
 
 
+FAKE_RECBOLE = r"""#!/usr/bin/env bash
+# Stands in for the RecBole venv's python: called as `python recbole_run.py --model M ... --out F
+# --threads T --time-epochs N ...`; writes epoch times 9, 2 and 4 s (median after the first: 3 s)
+# with 1 thread and twice as long with 2, or fails like a broken venv when $FAKE_FAIL is set.
+if [ -n "$FAKE_FAIL" ]; then echo "Traceback ..." >&2; echo "ImportError: no torch" >&2; exit 1; fi
+while [ $# -gt 0 ]; do
+  case "$1" in --out) out="$2"; shift;; --threads) t="$2"; shift;; --model) m="$2"; shift;; esac
+  shift
+done
+echo "{\"model\": \"$m\", \"threads\": $t, \"epoch_seconds\": [9, $((2 * t)), $((4 * t))]}" > "$out"
+"""
+
+
+def test_bench_peer_mode(tmp_path, capsys, monkeypatch):
+    # The RecBole side is a stand-in (no torch here); jgnas's side and the ratios are real.
+    fake = tmp_path / "python"
+    fake.write_text(FAKE_RECBOLE)
+    fake.chmod(0o755)
+    out = tmp_path / "peer.json"
+    argv = ["--peer", "recbole", "--peer-python", str(fake), "--peer-models", "mf",
+            "--peer-epochs", "2", "--config", TINY_CFG, "--out", str(out)]  # fmt: skip
+    script_main("bench")(argv)
+    text = capsys.readouterr().out
+    res = json.loads(out.read_text())
+    (row,) = res["rows"]
+    assert row["model"] == "mf" and row["recbole_model"] == "BPR"
+    assert row["recbole"]["1"]["s_per_epoch"] == 3.0 and row["recbole"]["2"]["s_per_epoch"] == 6.0
+    assert row["recbole_best"] == {"threads": 1, "s_per_epoch": 3.0}
+    for p in (1, 8):
+        j = row[f"jgnas_P{p}"]
+        assert j["P"] == p and j["s_per_candidate_epoch"] > 0
+        assert row[f"ratio_P{p}"] == pytest.approx(3.0 / j["s_per_candidate_epoch"])
+    assert "| mf | 3.00 / 6.00 |" in text and "≥ 2×" in text
+    monkeypatch.setenv("FAKE_FAIL", "1")
+    with pytest.raises(SystemExit, match="RecBole BPR .* failed: ImportError: no torch"):
+        script_main("bench")(argv)
+    with pytest.raises(SystemExit, match="no RecBole venv at /nonexistent"):
+        script_main("bench")([*argv[:2], "--peer-python", "/nonexistent", *argv[4:]])
+
+
 # ---- quality, coldstart --------------------------------------------------------------------------
 
 
