@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -241,7 +242,9 @@ def valid_curve(res: TrainResult, members: Sequence[int], train_cfg: TrainConfig
     k = train_cfg.ks.index(train_cfg.metric_k)
     v = np.asarray(res.valid[train_cfg.metric])[np.asarray(members), :, k]  # [S, rounds]
     ran = np.isfinite(v)
-    with np.errstate(invalid="ignore"):
+    # rounds no member ran are NaN; numpy warns about their empty slices
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
         mean = np.where(ran.any(0), np.nanmean(np.where(ran, v, np.nan), 0), np.nan)
         std = np.where(ran.any(0), np.nanstd(np.where(ran, v, np.nan), 0), np.nan)
     clean = lambda a: [None if not np.isfinite(x) else float(x) for x in a]  # noqa: E731
