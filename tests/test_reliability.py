@@ -46,8 +46,10 @@ TINY = str(CONFIGS / "tiny.yaml")
 ROOT = CONFIGS.parent
 DRIVER = pathlib.Path(__file__).parent / "interrupt_driver.py"
 # The subprocess runs: the tiny config at 3 x 3 candidates, retrained over one seed (mf included).
+# Solo members (chunk_size 1): every member is an executor call, so the interruption tests have
+# enough points between chunks to aim at (the CPU default groups same-op members into fewer).
 SMALL = ["--set", "search.generations=3", "--set", "search.population_size=3",
-         "--set", "final.seeds=1"]  # fmt: skip
+         "--set", "final.seeds=1", "--set", "search.chunk_size=1"]  # fmt: skip
 POPULATION = 3
 
 
