@@ -20,6 +20,7 @@ NORMS = ("none", "l2")
 #: Node inputs: FEATURES[i] uses the inputs of bit mask i + 1 (id = 1, text = 2, side = 4).
 FEATURES = ("id", "text", "id+text", "side", "id+side", "text+side", "id+text+side")
 LOSSES = ("bpr", "softmax", "dns")
+SOFTMAX, DNS = LOSSES.index("softmax"), LOSSES.index("dns")  # `arch.loss` values
 SAMPLERS = ("uniform", "popularity")
 LAYER_GENES = ("op", "transform", "act", "residual", "norm")
 

@@ -188,8 +188,7 @@ def propagate(
     eps = jnp.where(arch.ssl > 0, NOISE_EPS, 0.0) if noisy else None
 
     def perturb(l, out):
-        noise = jax.random.uniform(jax.random.fold_in(key, 1000 + l), out.shape) * mask
-        noise = noise * jax.lax.rsqrt(jnp.maximum(jnp.sum(noise**2, -1, keepdims=True), 1e-24))
+        noise = _unit(jax.random.uniform(jax.random.fold_in(key, 1000 + l), out.shape) * mask)
         return out + eps * jnp.sign(out) * noise
 
     def layer(l, h, p, op, transform, act, residual, norm):

@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 
 from jgnas import model as model_lib
+from jgnas.arch import DNS, SOFTMAX
 from jgnas.ops import spmm
 from jgnas.space import Arch, Space
 
@@ -79,7 +80,7 @@ def ranking_loss(
     # a row with no usable negative (all shared ones are its positives) contributes 0, as in BPR
     hardest = jnp.max(masked, axis=1)
     dns = jnp.where(jnp.isfinite(hardest), -jax.nn.log_sigmoid(s_pos - hardest), 0.0)
-    return jnp.mean(jnp.select([arch.loss == 1, arch.loss == 2], [softmax, dns], bpr))
+    return jnp.mean(jnp.select([arch.loss == SOFTMAX, arch.loss == DNS], [softmax, dns], bpr))
 
 
 def loss(

@@ -19,7 +19,7 @@ Every gene is discrete; gene g with `size` choices decodes as `min(floor(x * siz
     loss                           bpr | softmax (sampled softmax / InfoNCE) | dns (BPR against the
                                    hardest of the negatives), from `losses`
     negatives                      negatives per positive, from `negatives`
-    temperature                    the softmax temperature, from `temperatures` (inert for bpr)
+    temperature                    the softmax temperature, from `temperatures` (inert otherwise)
     sampler                        uniform | popularity (∝ degree^0.75), from `samplers`
     ssl                            the weight of the SimGCL-style contrastive term, from
                                    `ssl_weights` (0 = off)
@@ -48,6 +48,7 @@ from jgnas.arch import (
     LOSSES,
     NORMS,
     SAMPLERS,
+    SOFTMAX,
     TRANSFORMS,
     Arch,
     _batched,
@@ -224,7 +225,7 @@ class Space:
         # Only softmax reads the temperature: for the others any value is the grid's first (a
         # preset's 1.0 included).
         values["temperature"] = np.where(
-            values["loss"] != LOSSES.index("softmax"), self.temperatures[0], values["temperature"]
+            values["loss"] != SOFTMAX, self.temperatures[0], values["temperature"]
         )
         rest = np.stack([lookup(values[n], v, n, t) for n, v, t in self._rest()], axis=-1)
         return np.concatenate([a.depth[:, None], layer, rest], axis=1).astype(np.int32)
@@ -237,8 +238,8 @@ class Space:
 
     def canonical(self, arch: Arch) -> Arch:
         """Zeroes the genes that have no effect (inactive layers, combine and dropout at depth 0,
-        the temperature of the losses other than softmax), so that equal models have equal arrays (used to cache
-        evaluations)."""
+        the temperature of the losses other than softmax), so that equal models have equal arrays
+        (used to cache evaluations)."""
         idx = self.indices(arch)
         L, n = self.max_layers, len(LAYER_GENES)
         depth = idx[:, 0]
@@ -253,10 +254,8 @@ class Space:
         rest[:, col["combine"]] = np.where(depth == 0, 0, rest[:, col["combine"]])
         # Dropout acts on each layer's input only: at depth 0 it has no effect either.
         rest[:, col["dropout"]] = np.where(depth == 0, 0, rest[:, col["dropout"]])
-        no_tau = np.asarray(self._rest()[col["loss"]][1])[rest[:, col["loss"]]] != LOSSES.index(
-            "softmax"
-        )
-        rest[:, col["temperature"]] = np.where(no_tau, 0, rest[:, col["temperature"]])
+        loss = np.asarray(self._rest()[col["loss"]][1])[rest[:, col["loss"]]]
+        rest[:, col["temperature"]] = np.where(loss != SOFTMAX, 0, rest[:, col["temperature"]])
         out = np.concatenate([depth[:, None], layer.reshape(-1, n * L), rest], axis=1)
         res = self._from_indices(out)
         return res if _is_batched(arch) else jax.tree.map(lambda x: x[0], res)

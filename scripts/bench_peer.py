@@ -67,18 +67,18 @@ def recbole_epoch_seconds(python: str, model: str, overrides: dict, data_dir: pa
     return res
 
 
-def jgnas_epoch_seconds(preset: str, op: str, ds, P: int, epochs: int, seed: int = 0) -> dict:
+def jgnas_epoch_seconds(
+    preset: str, op: str, data, cfg: TrainConfig, P: int, seed: int = 0
+) -> dict:
     """jgnas's steady seconds per candidate-epoch for P copies of `preset` (default chunk)."""
     space = Space(ops=(op,), max_layers=3, dims=(64,), **BPR_ONLY)
-    cfg = TrainConfig(epochs=epochs, batch_size=BATCH)
-    data = make_data(ds, cfg)
     archs = stack([space.preset(preset)] * P)
     keys = jax.random.split(jax.random.key(seed), P)
     engine = Engine(cfg, space, data)
     t, res = timing.time_engine(engine, keys, archs, steady_limit_s=float("inf"))
     if int(np.sum(res.failed)):
         raise RuntimeError(f"jgnas {preset}: {int(np.sum(res.failed))} member(s) failed")
-    return {**t, "P": P, "s_per_candidate_epoch": t["steady_s"] / (P * epochs)}
+    return {**t, "P": P, "s_per_candidate_epoch": t["steady_s"] / (P * cfg.epochs)}
 
 
 def run(data_cfg, python: str, epochs: int = 3, models=tuple(MODELS), P: int = 8,
@@ -93,6 +93,8 @@ def run(data_cfg, python: str, epochs: int = 3, models=tuple(MODELS), P: int = 8
         )
     timing.install_compile_listener()
     ds = data_lib.load(data_cfg, log=lambda m: None)
+    train_cfg = TrainConfig(epochs=epochs, batch_size=BATCH)
+    data = make_data(ds, train_cfg)  # one graph and sampler for every jgnas measurement
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = pathlib.Path(tmp)
@@ -108,7 +110,7 @@ def run(data_cfg, python: str, epochs: int = 3, models=tuple(MODELS), P: int = 8
                 row["recbole"][threads] = r
             for p in (1, P):
                 log(f"[peer] jgnas {name}, P={p}, {epochs} epochs ...")
-                row[f"jgnas_P{p}"] = jgnas_epoch_seconds(name, op, ds, p, epochs)
+                row[f"jgnas_P{p}"] = jgnas_epoch_seconds(name, op, data, train_cfg, p)
             best = min(row["recbole"].values(), key=lambda r: r["s_per_epoch"])
             row["recbole_best"] = {"threads": best["threads"], "s_per_epoch": best["s_per_epoch"]}
             for p in (1, P):
