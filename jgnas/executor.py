@@ -134,10 +134,16 @@ class Executor:
         return jax.jit(sharded)
 
     def program(self, plan: Hashable, width: int) -> Callable:
-        """The compiled program of a chunk: solo for one member, the generic vmapped one for plan
-        None at the chunk size, else vmapped `make_member(plan)` at that width (kept)."""
-        if width == 1:
+        """The compiled program of a chunk: the generic solo one for one member and plan None, the
+        generic vmapped one for plan None at the chunk size, else `make_member(plan)` at that
+        width, vmapped (width > 1) or alone (width 1, its output given the leading axis) (kept)."""
+        if width == 1 and plan is None:
             return self._solo
+        if width == 1 and (plan, 1) not in self.programs:
+            member = self._make_member(plan)
+            self.programs[(plan, 1)] = jax.jit(
+                lambda *args: jax.tree.map(lambda x: x[None], member(*args))
+            )
         if plan is None and width == self.chunk_size:
             return self._batched
         if (plan, width) not in self.programs:
@@ -151,6 +157,7 @@ class Executor:
         shared: tuple,
         group_fn: Callable[[tuple], Sequence[Hashable]] | None = None,
         plan_fn: Callable[[tuple], Hashable] | None = None,
+        solo_plans: bool = False,
     ):
         """Runs the population. batched: pytrees with a leading [P]; shared: broadcast arguments.
 
@@ -159,13 +166,17 @@ class Executor:
         of `plan_fn(its batched arguments)` (None: the generic one). Results come back in the
         members' order. Without group_fn, members run in order in chunks of `chunk_size` (the last
         one padded by repeating its last member) through the generic program.
+
+        solo_plans: a chunk of one member runs its plan's program too (compiled for that plan),
+        not the generic solo program that every solo member shares: worth its compile for a
+        member that trains long (see `jgnas.train.SOLO_PLAN_STEPS`).
         """
         P = int(jax.tree.leaves(batched)[0].shape[0])
         if jax.process_count() == 1:
-            return self._run(batched, shared, P, group_fn, plan_fn)
+            return self._run(batched, shared, P, group_fn, plan_fn, solo_plans)
         idx = distributed.member_slice(P, jax.process_count(), jax.process_index())
         part = jax.tree.map(lambda x: x[idx], batched)
-        out = self._run(part, shared, idx.size, group_fn, plan_fn)
+        out = self._run(part, shared, idx.size, group_fn, plan_fn, solo_plans)
         out, self.last_seconds = distributed.allgather_members((out, self.last_seconds), P)
         return jax.tree.map(jnp.asarray, out)
 
@@ -175,7 +186,7 @@ class Executor:
             return [np.arange(start, min(start + c, P)) for start in range(0, P, c)]
         return schedule(group_fn(batched), self.chunk_size)
 
-    def _run(self, batched: tuple, shared: tuple, P: int, group_fn=None, plan_fn=None):
+    def _run(self, batched, shared, P: int, group_fn=None, plan_fn=None, solo_plans=False):
         """This process's members, in chunks."""
         c = self.chunk_size
         outs, order = [], []
@@ -185,7 +196,11 @@ class Executor:
             check(self.should_stop)
             t0 = time.perf_counter()
             n = idx.size
-            if c == 1 or (n == 1 and group_fn is not None):
+            if n == 1 and solo_plans and plan_fn is not None:
+                chunk = jax.tree.map(lambda x, i=int(idx[0]): x[i], batched)
+                plan = plan_fn(jax.tree.map(lambda x: x[None], chunk))
+                out = self.program(plan, 1)(*chunk, *shared)
+            elif c == 1 or (n == 1 and group_fn is not None):
                 member = jax.tree.map(lambda x, i=int(idx[0]): x[i], batched)
                 out = jax.tree.map(lambda x: x[None], self._solo(*member, *shared))
             elif group_fn is None:

@@ -8,6 +8,7 @@ import pytest
 from engine_utils import tiny_dataset
 
 from jgnas import model as model_lib
+from jgnas import train as train_lib
 from jgnas.executor import schedule
 from jgnas.graph import build
 from jgnas.plan import Plan, op_signatures, used_ops
@@ -182,3 +183,33 @@ def test_plan_mode_scores_the_combination_columns_only():
         assert got.shape[1] == width
         np.testing.assert_allclose(got, want[:, :width], rtol=1e-5, atol=1e-6)
         np.testing.assert_array_equal(want[:, width:], 0.0)
+
+
+def test_a_lone_member_runs_its_plan(runs, data):
+    # One member (a lone model): its own plan's program, not the generic solo one; same numbers.
+    archs, keys, solo_engine, _, solo, _ = runs
+    engine = Engine(CFG, SPACE, data)
+    for i in (0, 8):
+        res = engine.train(keys[i : i + 1], take(archs, [i]))
+        np.testing.assert_allclose(res.fitness, np.asarray(solo.fitness)[[i]], rtol=1e-5, atol=1e-5)
+        for x, y in zip(leaves(res.params), leaves(solo.params), strict=True):
+            np.testing.assert_allclose(x, y[[i]], rtol=1e-5, atol=1e-5)
+    ex = engine._executors[("train", 1)]
+    assert {(p.ops, w) for p, w in ex.programs} == {(("lightgcn", "mean"), 1), (("lightgcn",), 1)}
+    assert ex._solo._cache_size() == 0  # the generic solo program never ran
+
+
+def test_long_training_runs_solo_members_under_their_plans(runs, data, monkeypatch):
+    # Above SOLO_PLAN_STEPS, the member left alone in its group (member 8 of {lightgcn}: a chunk
+    # of 2, then 1) runs its plan's program; below it, the generic solo program (runs fixture).
+    archs, keys, _, grouped, solo, _ = runs
+    assert ("lightgcn",) not in {p.ops for p, w in grouped._executors[("train", CHUNK)].programs if w == 1}
+    monkeypatch.setattr(train_lib, "SOLO_PLAN_STEPS", 1)
+    engine = Engine(CFG, SPACE, data, chunk_size=CHUNK, group=True)
+    res = engine.train(keys, archs)
+    ex = engine._executors[("train", CHUNK)]
+    assert {(p.ops, w) for p, w in ex.programs if w == 1} == {(("lightgcn",), 1)}
+    assert ex._solo._cache_size() == 0
+    for x, y in zip(leaves(res.params), leaves(solo.params), strict=True):
+        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(res.fitness, solo.fitness, rtol=1e-5, atol=1e-5)
