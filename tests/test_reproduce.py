@@ -2,6 +2,7 @@
 
 import csv
 import io
+import json
 import math
 import os
 import pathlib
@@ -119,6 +120,30 @@ def test_run_writes_every_format_and_fails_on_an_out_of_range_number(tmp_path, m
     # --quick: ranges are not checked, files are
     quick = reproduce.run(["fake"], reproduce.Env(out=tmp_path, quick=True, log=lambda s: None))
     assert quick.exit_code == 0 and quick.results[0].checks == []
+
+
+def test_checks_md_sums_up_targets_of_earlier_runs(tmp_path, monkeypatch):
+    # The full set takes hours: run in pieces, checks.md still covers every target recorded.
+    for name, value in (("fake", 0.33), ("other", 0.10)):
+        monkeypatch.setitem(reproduce.TARGETS, name, Target(
+            lambda env, v=value: Output([small_table()], {"x test ndcg@20": v}, {}), name))  # fmt: skip
+    expected = {t: {"x *": (0.32, 0.35)} for t in ("fake", "other")}
+    env = reproduce.Env(out=tmp_path, log=lambda s: None)
+    assert reproduce.run(["fake"], env, expected).exit_code == 0
+    outcome = reproduce.run(["other"], env, expected)
+    assert outcome.exit_code == 1 and [r.name for r in outcome.results] == ["other"]
+    md = (tmp_path / "checks.md").read_text()
+    assert "| fake | earlier |" in md and "| other | this run |" in md
+    assert "| fake | x test ndcg@20 | 0.33 | [0.32, 0.35] | ok |" in md
+    assert "| other | x test ndcg@20 | 0.1 | [0.32, 0.35] | OUT-OF-RANGE |" in md
+    assert "1 of 2 numbers in range" in md
+    rec = json.loads((tmp_path / "fake.checks.json").read_text())
+    assert rec["target"] == "fake" and rec["values"] == {"x test ndcg@20": 0.33}
+    # rerunning a target replaces its record; recorded numbers are checked against today's ranges
+    expected = {"fake": {"x *": (0.0, 0.2)}, "other": {"x *": (0.0, 0.2)}}
+    reproduce.run(["other"], env, expected)
+    assert "1 of 2 numbers in range" in (tmp_path / "checks.md").read_text()
+    assert "| fake | x test ndcg@20 | 0.33 | [0, 0.2] | OUT-OF-RANGE |" in (tmp_path / "checks.md").read_text()
 
 
 def test_a_failing_target_is_reported_and_the_others_run(tmp_path, monkeypatch):
