@@ -203,7 +203,9 @@ def test_long_training_runs_solo_members_under_their_plans(runs, data, monkeypat
     # Above SOLO_PLAN_STEPS, the member left alone in its group (member 8 of {lightgcn}: a chunk
     # of 2, then 1) runs its plan's program; below it, the generic solo program (runs fixture).
     archs, keys, _, grouped, solo, _ = runs
-    assert ("lightgcn",) not in {p.ops for p, w in grouped._executors[("train", CHUNK)].programs if w == 1}
+    assert ("lightgcn",) not in {
+        p.ops for p, w in grouped._executors[("train", CHUNK)].programs if w == 1
+    }
     monkeypatch.setattr(train_lib, "SOLO_PLAN_STEPS", 1)
     engine = Engine(CFG, SPACE, data, chunk_size=CHUNK, group=True)
     res = engine.train(keys, archs)

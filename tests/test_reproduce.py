@@ -143,7 +143,10 @@ def test_checks_md_sums_up_targets_of_earlier_runs(tmp_path, monkeypatch):
     expected = {"fake": {"x *": (0.0, 0.2)}, "other": {"x *": (0.0, 0.2)}}
     reproduce.run(["other"], env, expected)
     assert "1 of 2 numbers in range" in (tmp_path / "checks.md").read_text()
-    assert "| fake | x test ndcg@20 | 0.33 | [0, 0.2] | OUT-OF-RANGE |" in (tmp_path / "checks.md").read_text()
+    assert (
+        "| fake | x test ndcg@20 | 0.33 | [0, 0.2] | OUT-OF-RANGE |"
+        in (tmp_path / "checks.md").read_text()
+    )
 
 
 def test_a_failing_target_is_reported_and_the_others_run(tmp_path, monkeypatch):

@@ -113,7 +113,9 @@ def recorded(out, expected: Mapping[str, Mapping[str, checks_lib.Range]] | None 
             continue
         rec = json.loads(path.read_text())
         ranges = {} if rec["quick"] else (expected or {}).get(name, {})
-        cs = [] if rec["quick"] or rec["problems"] else checks_lib.check(name, rec["values"], ranges)
+        cs = (
+            [] if rec["quick"] or rec["problems"] else checks_lib.check(name, rec["values"], ranges)
+        )
         found.append((rec, TargetResult(name, rec["seconds"], rec["files"], rec["problems"], cs)))
     return found
 
@@ -129,7 +131,9 @@ def checks_md(out, this_run: Sequence[str], expected=None) -> str:
         verdict = "ok" if r.ok else "; ".join(
             ([f"{len(r.problems)} problem(s)"] if r.problems else [])
             + ([f"{bad} number(s) not in range"] if bad else []))  # fmt: skip
-        run_ = ("this run" if r.name in this_run else "earlier") + (" (--quick)" if rec["quick"] else "")
+        run_ = ("this run" if r.name in this_run else "earlier") + (
+            " (--quick)" if rec["quick"] else ""
+        )
         lines.append(f"| {r.name} | {run_} | {rec['date']} | {r.seconds:.0f} | {len(r.files)} | "
                      f"{verdict} |")  # fmt: skip
     problems = [f"- {r.name}: {p}" for _, r in rows for p in r.problems]
