@@ -276,3 +276,32 @@ def test_lightgcn_variants_script(tmp_path, capsys):
     assert rows[0]["arch"]["lr"] == pytest.approx(3e-3) and rows[0]["arch"]["dim"] == 64
     (row,) = table_rows(capsys.readouterr().out, "bpr")
     assert row[-1] == "+0.0%"
+
+
+def test_ssl_dynamics_script(tmp_path, capsys):
+    main = script_main("ssl_dynamics")
+    out = tmp_path / "d.json"
+    argv = ["--config", TINY_CFG, "--set", "space.max_layers=3", "--set", "space.dims=[64]",
+            "--epochs", "2", "--ssl", "0.2", "--grad-scales", "1,16", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    res = json.loads(out.read_text())
+    rows, grads = res["rows"], res["grads"]
+    # BPR's gradient grows with the embeddings' scale, the cosine InfoNCE's shrinks
+    assert [g["scale"] for g in grads] == [1, 16]
+    assert grads[1]["rank"] > grads[0]["rank"] and grads[1]["term"] < grads[0]["term"]
+    assert grads[1]["ratio"] < grads[0]["ratio"]
+    assert [r["epoch"] for r in rows] == [1, 2]
+    for r in rows:
+        # two InfoNCE terms over at most n distinct rows each: 0 < term <= 2 log(n)
+        assert 0 < r["infonce"] < 2 * np.log(4096) and 0 < r["rank_loss"] < 2
+        assert r["h0"] > 0 and r["first"] > 0 and in_unit(r["valid_ndcg"])
+    table = capsys.readouterr().out
+    assert table.startswith("| embeddings x |") and "| epoch | ranking loss" in table
+    assert "| 2 |" in table
+    # the weight enters training: at 0 the same seed trains to other ranking losses
+    out0 = tmp_path / "d0.json"
+    assert main([*argv[:-6], "--ssl", "0", "--views", "users", "--out", str(out0), "-q"]) == 0
+    rows0 = json.loads(out0.read_text())["rows"]
+    assert rows0[0]["rank_loss"] != rows[0]["rank_loss"] and rows0[0]["infonce"] < rows[0]["infonce"]
+    with pytest.raises(SystemExit, match="--variant: unknown"):
+        main([*argv, "--variant", "nope"])
