@@ -106,7 +106,9 @@ def strategies(env: Env) -> Output:
 
 # ---- fidelity of short screening budgets ---------------------------------------------------------
 
-FIDELITY = fidelity.FidelityConfig(lrs=(0.01, 0.003, 0.001))  # `scripts/fidelity.py --lrs ...`
+# The default protocol's learning rates (screening at 1e-2, tuning over {3e-3, 1e-2}) and its
+# final budget (<= 200 epochs): `scripts/fidelity.py --lrs 0.01,0.003 --max-epochs 200`.
+FIDELITY = fidelity.FidelityConfig(lrs=(0.01, 0.003), max_epochs=200)
 QUICK_FIDELITY = fidelity.FidelityConfig(
     n_archs=3,
     presets=("mf", "lightgcn"),
@@ -119,8 +121,8 @@ QUICK_FIDELITY = fidelity.FidelityConfig(
 
 
 def fidelity_study(env: Env) -> Output:
-    """Rank agreement of short budgets with convergence (`scripts/fidelity.py --lrs
-    0.01,0.003,0.001`: `jgnas.fidelity.run` on the default config)."""
+    """Rank agreement of short budgets with convergence (`scripts/fidelity.py --lrs 0.01,0.003
+    --max-epochs 200`: `jgnas.fidelity.run` on the default config)."""
     fcfg = QUICK_FIDELITY if env.quick else FIDELITY
     ctx = experiment.prepare(config_lib.load(None), env.log, env.progress)
     result = fidelity.run(ctx, fcfg, env.log, env.progress)
