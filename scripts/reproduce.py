@@ -64,7 +64,8 @@ EXPECTED = {
                  f"* {N20}": (0.25, 0.36), f"* {R20}": (0.30, 0.41)},
     "bench": {  # README's table, 2-core CPU: timings move with the machine and its load
         "mixed * candidate-epochs/s": (0.5, 3.0), "lightgcn * candidate-epochs/s": (1.0, 8.0),
-        "mixed * ratio steady": (1.0, 5.0), "lightgcn * ratio steady": (0.8, 4.0),
+        # lightgcn chunks of 8 and 32 run their plan's program since the grouped chunks: 4.4-5.6x
+        "mixed * ratio steady": (1.0, 5.0), "lightgcn * ratio steady": (0.8, 8.0),
         "* ratio incl. compiles": (0.5, 15.0), "* compile s": (1.0, 10.0),
         "aggregation kernel.spmm (CSR) s": (0.05, 0.4), "aggregation segment_spmm *": (0.4, 2.0),
         "aggregation BCOO s": (0.5, 2.2), "aggregation dense matmul s": (0.35, 1.5),
