@@ -414,10 +414,13 @@ class Engine:
         def plan_fn(b):
             return Plan.of(self.space, b[1], training)
 
+        def one_group(b):  # one label per member (none on a process without members)
+            return [()] * int(b[1].depth.shape[0])
+
         if P == 1 and self.chunk_size is None:
             # A lone model compiles a program either way: its plan's is the fast one. (An explicit
             # chunk_size = 1 keeps the generic solo program: bitwise the same as in any solo loop.)
-            return ex(batched, shared, group_fn=lambda b: [()], plan_fn=plan_fn, solo_plans=True)
+            return ex(batched, shared, group_fn=one_group, plan_fn=plan_fn, solo_plans=True)
         if not self.group or ex.chunk_size == 1:
             return ex(batched, shared)
         steps = self.cfg.epochs * n_batches_per_epoch(self.data.sampler, self.cfg.batch_size)
