@@ -116,6 +116,10 @@ class Executor:
         n_batched, n_devices = self.n_batched, self._n_devices(width)
 
         def batched(*args):
+            if width == 1:  # one member: its own program, unbatched inside (no vmap of width 1)
+                member = (jax.tree.map(lambda x: x[0], a) for a in args[:n_batched])
+                out = fn_member(*member, *args[n_batched:])
+                return jax.tree.map(lambda x: x[None], out)
             axes = (0,) * n_batched + (None,) * (len(args) - n_batched)
             return jax.vmap(fn_member, in_axes=axes)(*args)
 
@@ -136,14 +140,9 @@ class Executor:
     def program(self, plan: Hashable, width: int) -> Callable:
         """The compiled program of a chunk: the generic solo one for one member and plan None, the
         generic vmapped one for plan None at the chunk size, else `make_member(plan)` at that
-        width, vmapped (width > 1) or alone (width 1, its output given the leading axis) (kept)."""
+        width (`_compile`) (kept)."""
         if width == 1 and plan is None:
             return self._solo
-        if width == 1 and (plan, 1) not in self.programs:
-            member = self._make_member(plan)
-            self.programs[(plan, 1)] = jax.jit(
-                lambda *args: jax.tree.map(lambda x: x[None], member(*args))
-            )
         if plan is None and width == self.chunk_size:
             return self._batched
         if (plan, width) not in self.programs:
@@ -196,11 +195,7 @@ class Executor:
             check(self.should_stop)
             t0 = time.perf_counter()
             n = idx.size
-            if n == 1 and solo_plans and plan_fn is not None:
-                chunk = jax.tree.map(lambda x, i=int(idx[0]): x[i], batched)
-                plan = plan_fn(jax.tree.map(lambda x: x[None], chunk))
-                out = self.program(plan, 1)(*chunk, *shared)
-            elif c == 1 or (n == 1 and group_fn is not None):
+            if n == 1 and not solo_plans and (c == 1 or group_fn is not None):
                 member = jax.tree.map(lambda x, i=int(idx[0]): x[i], batched)
                 out = jax.tree.map(lambda x: x[None], self._solo(*member, *shared))
             elif group_fn is None:
