@@ -34,6 +34,15 @@ class TargetResult:
     def ok(self) -> bool:
         return not self.problems and not any(c.failed for c in self.checks)
 
+    @property
+    def verdict(self) -> str:
+        """The result column: ok, or how many problems and numbers out of range."""
+        bad = sum(c.failed for c in self.checks)
+        if self.ok:
+            return "ok"
+        return "; ".join(([f"{len(self.problems)} problem(s)"] if self.problems else [])
+                         + ([f"{bad} number(s) not in range"] if bad else []))  # fmt: skip
+
 
 @dataclasses.dataclass
 class Outcome:
@@ -48,11 +57,7 @@ class Outcome:
         """The targets (time, files, verdict), every problem, and the OUT-OF-RANGE table."""
         lines = ["| target | seconds | files | result |", "|---|---|---|---|"]
         for r in self.results:
-            bad = sum(c.failed for c in r.checks)
-            verdict = ("ok" if r.ok else "; ".join(
-                ([f"{len(r.problems)} problem(s)"] if r.problems else [])
-                + ([f"{bad} number(s) not in range"] if bad else [])))  # fmt: skip
-            lines.append(f"| {r.name} | {r.seconds:.0f} | {len(r.files)} | {verdict} |")
+            lines.append(f"| {r.name} | {r.seconds:.0f} | {len(r.files)} | {r.verdict} |")
         problems = [f"- {r.name}: {p}" for r in self.results for p in r.problems]
         if problems:
             lines += ["", "Problems:", *problems]
@@ -127,15 +132,11 @@ def checks_md(out, this_run: Sequence[str], expected=None) -> str:
     lines = ["# Reproduction checks", "",
              "| target | run | date | seconds | files | result |", "|---|---|---|---|---|---|"]  # fmt: skip
     for rec, r in rows:
-        bad = sum(c.failed for c in r.checks)
-        verdict = "ok" if r.ok else "; ".join(
-            ([f"{len(r.problems)} problem(s)"] if r.problems else [])
-            + ([f"{bad} number(s) not in range"] if bad else []))  # fmt: skip
         run_ = ("this run" if r.name in this_run else "earlier") + (
             " (--quick)" if rec["quick"] else ""
         )
         lines.append(f"| {r.name} | {run_} | {rec['date']} | {r.seconds:.0f} | {len(r.files)} | "
-                     f"{verdict} |")  # fmt: skip
+                     f"{r.verdict} |")  # fmt: skip
     problems = [f"- {r.name}: {p}" for _, r in rows for p in r.problems]
     if problems:
         lines += ["", "Problems:", *problems]
