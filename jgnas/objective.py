@@ -83,20 +83,29 @@ def ranking_loss(
     return jnp.mean(jnp.select([arch.loss == SOFTMAX, arch.loss == DNS], [softmax, dns], bpr))
 
 
-def loss(
+def contrastive_nodes(batch: tuple, n_users: int) -> tuple[jax.Array, jax.Array]:
+    """The nodes of a batch's contrastive term: the users and the positive items (node ids) of its
+    first `SSL_BATCH` rows."""
+    m = min(SSL_BATCH, batch[0].shape[0])
+    return batch[0][:m], batch[1][:m] + n_users
+
+
+def loss_terms(
     params: dict,
     arch: Arch,
     inputs: model_lib.Inputs,
-    batch: tuple[jax.Array, jax.Array, jax.Array],
+    batch: tuple,
     key: jax.Array | None,
     *,
     space: Space,
     mode: str = "switch",
     spmm_fn: Callable = spmm,
-) -> jax.Array:
-    """The training loss of a batch (item ids from 0): (users [B], positives [B], negatives
-    [B, K] per positive), or `sample_member_batch`'s (users, positives, neg0 [B], shared [K - 1],
-    ok [B, K - 1]). `key`: the forward's dropout and noise key (None: neither)."""
+    nodes: tuple | None = None,
+) -> tuple[jax.Array, jax.Array | float, model_lib.Forward]:
+    """(ranking loss + L2, the unweighted contrastive term, the forward) of a batch: `loss` is
+    the first plus `arch.ssl` times the second. The term is 0 without a key, and for a member
+    whose weight is a concrete 0 (or 0 in a lone member's `cond`). nodes: the term's node sets
+    (default `contrastive_nodes`)."""
     fwd = model_lib.propagate(params, arch, inputs, key, space=space, mode=mode, spmm_fn=spmm_fn)
     h, h0 = fwd.out, fwd.h0
     n_users = inputs.graph.n_users
@@ -120,9 +129,8 @@ def loss(
     )
     total = main + arch.l2 * reg
     if key is None:
-        return total
-    m = min(SSL_BATCH, u.shape[0])
-    nodes = (u[:m], i[:m] + n_users)
+        return total, 0.0, fwd
+    nodes = contrastive_nodes(batch, n_users) if nodes is None else nodes
 
     def ssl():
         return sum(info_nce(fwd.mean[n], fwd.first[n], ids=n) for n in nodes)
@@ -133,4 +141,24 @@ def loss(
         term = jax.lax.cond(arch.ssl > 0, ssl, lambda: jnp.zeros((), jnp.float32))
     else:
         term = ssl()
-    return total + arch.ssl * term
+    return total, term, fwd
+
+
+def loss(
+    params: dict,
+    arch: Arch,
+    inputs: model_lib.Inputs,
+    batch: tuple[jax.Array, jax.Array, jax.Array],
+    key: jax.Array | None,
+    *,
+    space: Space,
+    mode: str = "switch",
+    spmm_fn: Callable = spmm,
+) -> jax.Array:
+    """The training loss of a batch (item ids from 0): (users [B], positives [B], negatives
+    [B, K] per positive), or `sample_member_batch`'s (users, positives, neg0 [B], shared [K - 1],
+    ok [B, K - 1]). `key`: the forward's dropout and noise key (None: neither)."""
+    total, term, _ = loss_terms(
+        params, arch, inputs, batch, key, space=space, mode=mode, spmm_fn=spmm_fn
+    )
+    return total if key is None else total + arch.ssl * term

@@ -6,9 +6,10 @@
 
 Trains the `lightgcn` preset with the genes of a `scripts/lightgcn_variants.py` variant and the
 contrastive weight --ssl (no early stopping, the config's final batch size), with the training
-step of the objective (`jgnas.objective`: the ranking loss, L2, and --ssl times the InfoNCE over
+step of the objective (`jgnas.objective.loss_terms`: the ranking loss and L2 on the training
+forward, and --ssl times the InfoNCE over
 the batch's distinct users and positive items), and prints per epoch: the mean ranking loss with
-L2, the mean InfoNCE term (unweighted), the mean row norms of the input embeddings, of the first
+L2, the mean InfoNCE term (unweighted; 0 at weight 0, where training skips it), the mean row norms of the input embeddings, of the first
 layer's output and of the scored representation, and validation NDCG@20. --noise sets the
 perturbation radius (`jgnas.model.NOISE_EPS`, 0: views without noise); --views keeps the user or
 the item term only. --grad-scales first prints, on one batch at initialisation with the ID
@@ -40,9 +41,8 @@ from lightgcn_variants import VARIANTS, variant_dict  # noqa: E402
 
 
 def _views(batch, n_users: int, views: str) -> tuple:
-    m = min(objective.SSL_BATCH, batch[0].shape[0])
-    users, items = (batch[0][:m],), (batch[1][:m] + n_users,)
-    return {"users": users, "items": items, "both": users + items}[views]
+    users, items = objective.contrastive_nodes(batch, n_users)
+    return {"users": (users,), "items": (items,), "both": (users, items)}[views]
 
 
 def grad_norms(ctx, arch, scales, views: str, seed: int = 0) -> list[dict]:
@@ -56,21 +56,19 @@ def grad_norms(ctx, arch, scales, views: str, seed: int = 0) -> list[dict]:
         k_batch, data.sampler, tcfg.batch_size, space.max_negatives, arch.sampler
     )
 
-    def rank(p):
-        return objective.loss(p, arch, data.inputs, batch, None, space=space)
+    nodes = _views(batch, data.inputs.graph.n_users, views)
 
-    def term(p):
-        fwd = model_lib.propagate(p, arch, data.inputs, k_noise, space=space)
-        nodes = _views(batch, data.inputs.graph.n_users, views)
-        return float(arch.ssl) * sum(
-            objective.info_nce(fwd.mean[n], fwd.first[n], ids=n) for n in nodes
+    def part(i, p):  # 0: ranking loss + L2, 1: arch.ssl x the contrastive term (training forward)
+        total, term, _ = objective.loss_terms(
+            p, arch, data.inputs, batch, k_noise, space=space, nodes=nodes
         )
+        return (total, float(arch.ssl) * term)[i]
 
     rows = []
     for scale in scales:
         p = {**params, "emb": params["emb"] * scale}
-        g_rank = float(jnp.linalg.norm(jax.grad(rank)(p)["emb"]))
-        g_term = float(jnp.linalg.norm(jax.grad(term)(p)["emb"]))
+        g_rank = float(jnp.linalg.norm(jax.grad(lambda p: part(0, p))(p)["emb"]))
+        g_term = float(jnp.linalg.norm(jax.grad(lambda p: part(1, p))(p)["emb"]))
         rows.append({"scale": scale, "rank": g_rank, "term": g_term, "ratio": g_term / g_rank})
     return rows
 
@@ -85,13 +83,13 @@ def run(ctx, arch, epochs: int, views: str, seed: int = 0, log=print) -> list[di
     opt = optax.scale_by_adam()
     ssl = float(arch.ssl)
 
-    def loss(p, batch, key):
-        fwd = model_lib.propagate(p, arch, data.inputs, key, space=space)
-        main = objective.loss(p, arch, data.inputs, batch, None, space=space)
+    def loss(p, batch, key):  # the library's training loss, its terms kept apart
         nodes = _views(batch, n_users, views)
-        term = sum(objective.info_nce(fwd.mean[n], fwd.first[n], ids=n) for n in nodes)
+        total, term, fwd = objective.loss_terms(
+            p, arch, data.inputs, batch, key, space=space, nodes=nodes
+        )
         norms = [jnp.mean(jnp.linalg.norm(x, axis=1)) for x in (fwd.h0, fwd.first, fwd.out)]
-        return main + ssl * term, (main, term, *norms)
+        return total + ssl * term, (total, jnp.asarray(term, jnp.float32), *norms)
 
     @jax.jit
     def step(p, st, key):
